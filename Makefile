@@ -1,0 +1,31 @@
+# The two front-door commands (see README.md):
+#   make quickstart   build sglr-pipe and run examples/quickstart.yaml
+#   make test         vet, unit and integration tests, then every fuzz target briefly
+GO ?= go
+FUZZTIME ?= 4s
+
+.PHONY: build quickstart test fuzz bench
+
+build:
+	$(GO) build -o bin/sglr-pipe ./cmd/sglr-pipe
+
+quickstart: build
+	./bin/sglr-pipe run examples/quickstart.yaml
+
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 15m ./...
+	$(MAKE) fuzz
+
+# Runs each Fuzz target for FUZZTIME on top of its seed corpus (which `go test` already runs).
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		pkg=./$$(dirname $$f); \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
+			$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg >/dev/null || { $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg; exit 1; }; \
+		done; \
+	done
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchtime=3x ./artifacts/ ./pipeline/
