@@ -30,6 +30,8 @@ type Matrix struct {
 	Axes    []Axis // in file order
 	Include []map[string]any
 	Exclude []map[string]any
+
+	includeAt, excludeAt []matrixEntryAt // parallel to Include/Exclude when parsed from a file
 }
 
 // Axis is one matrix dimension.
@@ -53,6 +55,8 @@ type StageDecl struct {
 	With   map[string]any // raw values; may still contain ${{ matrix.x }} expressions
 	Inputs map[string]InputRef
 	Pos    Pos // of the stage's key
+
+	at declPositions // where uses, params and ports are written, for diagnostics
 }
 
 // InputRef is `stage.output` or `stage.output[]`.
