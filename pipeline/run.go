@@ -1,0 +1,410 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/sourcegraph/conc/pool"
+
+	"github.com/sglr-pipe/sglr-pipe/artifacts"
+)
+
+// ToolVersion is recorded in every action as the tool that produced it. The
+// CLI sets it from its build information.
+var ToolVersion = "sglr-pipe (devel)"
+
+// Instance statuses in a run record.
+const (
+	StatusCached    = "cached"
+	StatusRan       = "ran"
+	StatusFailed    = "failed"
+	StatusSkipped   = "skipped"
+	StatusCancelled = "cancelled"
+)
+
+// Run statuses.
+const (
+	RunOK        = "ok"
+	RunFailed    = "failed"
+	RunCancelled = "cancelled"
+)
+
+// RunError is returned by Run when an instance failed or the run was
+// cancelled. It lists every failure, not just the first.
+type RunError struct {
+	Failures  []InstanceError
+	Cancelled bool  // the context was cancelled (Ctrl-C) or --fail-fast stopped the run
+	Cause     error // the context's error when Cancelled by the caller's context
+}
+
+// InstanceError is the failure of one instance.
+type InstanceError struct {
+	Instance string
+	Err      error
+}
+
+// Error lists the failures one per line.
+func (e *RunError) Error() string {
+	var b strings.Builder
+	switch {
+	case len(e.Failures) == 0 && e.Cancelled:
+		b.WriteString("run cancelled")
+	case len(e.Failures) == 1:
+		b.WriteString("1 instance failed")
+	default:
+		fmt.Fprintf(&b, "%d instances failed", len(e.Failures))
+	}
+	if len(e.Failures) > 0 && e.Cancelled {
+		b.WriteString(" (run cancelled)")
+	}
+	for _, f := range e.Failures {
+		fmt.Fprintf(&b, "\n  %s: %v", f.Instance, f.Err)
+	}
+	return b.String()
+}
+
+// Unwrap exposes each failure's error and the cancellation cause, so
+// errors.Is(err, context.Canceled) works.
+func (e *RunError) Unwrap() []error {
+	errs := make([]error, 0, len(e.Failures)+1)
+	for _, f := range e.Failures {
+		errs = append(errs, f.Err)
+	}
+	if e.Cause != nil {
+		errs = append(errs, e.Cause)
+	}
+	return errs
+}
+
+// Run executes the pipeline: every selected instance is a cache hit or runs
+// once its inputs are ready, concurrently within the core budget. The run
+// record is stored (also for failed and cancelled runs) and returned with a
+// *RunError when anything failed or the context was cancelled.
+func (p *Pipeline) Run(ctx context.Context, opts Options) (*artifacts.Run, error) {
+	if opts.Store == nil {
+		return nil, errors.New("run: no store")
+	}
+	if len(opts.Only) > 0 {
+		// --only needs everything it reads to be cached: check before starting.
+		if _, err := p.Plan(ctx, opts); err != nil {
+			return nil, err
+		}
+	}
+	sel, err := p.selection(opts)
+	if err != nil {
+		return nil, err
+	}
+	s := newScheduler(p, sel, opts)
+	started := time.Now()
+	s.run(ctx)
+	finished := time.Now()
+
+	record := &artifacts.Run{
+		ID:       artifacts.NewRunID(started),
+		Pipeline: p.File,
+		Name:     p.Expansion.Spec.Name,
+		Args:     opts.Args,
+		Started:  started,
+		Finished: finished,
+		Status:   RunOK,
+	}
+	runErr := &RunError{}
+	var refErrs []error
+	for _, n := range p.Nodes {
+		st := s.states[n.index]
+		ri := artifacts.RunInstance{
+			ID: n.ID(), Stage: n.Decl(), Uses: n.Uses(), Axes: axesOf(n),
+			Key: st.key, Status: st.status, Reason: st.reason,
+			Inputs: st.inputs, Outputs: st.outputs, Seconds: st.seconds,
+		}
+		switch st.status {
+		case StatusFailed:
+			ri.Error = st.err.Error()
+			runErr.Failures = append(runErr.Failures, InstanceError{Instance: n.ID(), Err: st.err})
+		case StatusCancelled:
+			runErr.Cancelled = true
+		case StatusCached, StatusRan:
+			if err := opts.Store.SetRef(refName(p.File, n.ID()), st.key); err != nil {
+				refErrs = append(refErrs, fmt.Errorf("remember key of %s: %w", n.ID(), err))
+			}
+		}
+		record.Instances = append(record.Instances, ri)
+	}
+	switch {
+	case ctx.Err() != nil:
+		record.Status = RunCancelled
+		runErr.Cancelled, runErr.Cause = true, ctx.Err()
+	case len(runErr.Failures) > 0 || runErr.Cancelled:
+		record.Status = RunFailed
+	}
+	if err := opts.Store.PutRun(record); err != nil {
+		return record, errors.Join(fmt.Errorf("store run record %s: %w", record.ID, err), runErrOrNil(runErr))
+	}
+	if err := runErrOrNil(runErr); err != nil {
+		return record, err
+	}
+	if len(refErrs) > 0 {
+		return record, errors.Join(refErrs...)
+	}
+	return record, nil
+}
+
+func runErrOrNil(e *RunError) error {
+	if len(e.Failures) == 0 && !e.Cancelled {
+		return nil
+	}
+	return e
+}
+
+// instanceState is what happened to one instance. A worker writes it before
+// reporting on the done channel; the coordinator and later workers read it
+// after, so the channel orders every access.
+type instanceState struct {
+	status  string
+	key     string
+	reason  string
+	inputs  map[string][]artifacts.Digest
+	outputs map[string]artifacts.Digest
+	err     error
+	seconds float64
+	waiting int // producers not yet settled
+}
+
+type scheduler struct {
+	p     *Pipeline
+	sel   *selection
+	opts  Options
+	exec  Executor
+	jobs  int
+	cores *coreBudget
+	sink  *eventSink
+
+	states []*instanceState
+}
+
+func newScheduler(p *Pipeline, sel *selection, opts Options) *scheduler {
+	jobs := opts.Jobs
+	if jobs <= 0 {
+		jobs = runtime.NumCPU()
+	}
+	exec := opts.Executor
+	if exec == nil {
+		exec = LocalExecutor{}
+	}
+	s := &scheduler{
+		p: p, sel: sel, opts: opts, exec: exec, jobs: jobs,
+		cores: newCoreBudget(jobs), sink: &eventSink{fn: opts.Events},
+		states: make([]*instanceState, len(p.Nodes)),
+	}
+	for i := range s.states {
+		s.states[i] = &instanceState{}
+	}
+	return s
+}
+
+// run drives every selected instance to a final status. The coordinator (this
+// goroutine) owns scheduling decisions; workers on a conc pool look up the
+// cache and execute, then report on done.
+func (s *scheduler) run(ctx context.Context) {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan *Node, len(s.p.Nodes))
+	workers := pool.New().WithMaxGoroutines(s.jobs)
+	defer workers.Wait()
+
+	active, settled := 0, 0
+	var settle, decide func(n *Node)
+	settle = func(n *Node) {
+		settled++
+		for _, c := range n.Consumers {
+			cs := s.states[c.index]
+			if s.sel.mode[c.index] == modeSkip {
+				continue
+			}
+			cs.waiting--
+			if cs.waiting == 0 {
+				decide(c)
+			}
+		}
+	}
+	decide = func(n *Node) {
+		for _, from := range n.Producers {
+			fs := s.states[from.index]
+			if fs.status == StatusCached || fs.status == StatusRan {
+				continue
+			}
+			if fs.status == StatusCancelled {
+				s.finish(n, StatusCancelled, "upstream "+from.ID()+" cancelled", nil)
+			} else {
+				s.finish(n, StatusSkipped, "upstream "+from.ID()+" "+fs.status, nil)
+			}
+			settle(n)
+			return
+		}
+		if runCtx.Err() != nil {
+			s.finish(n, StatusCancelled, "run cancelled before it started", nil)
+			settle(n)
+			return
+		}
+		workers.Go(func() {
+			s.process(runCtx, n)
+			done <- n
+		})
+	}
+
+	for _, n := range s.p.Nodes {
+		if s.sel.mode[n.index] == modeSkip {
+			s.states[n.index].status, s.states[n.index].reason = StatusSkipped, "not selected"
+			s.sink.emit(Event{Instance: n.ID(), Kind: EventPlan, Message: "not selected"})
+			continue
+		}
+		active++
+		s.states[n.index].waiting = len(n.Producers)
+		s.sink.emit(Event{Instance: n.ID(), Kind: EventPlan, Message: "pending"})
+	}
+	for _, n := range s.p.Nodes {
+		if s.sel.mode[n.index] != modeSkip && len(n.Producers) == 0 {
+			decide(n)
+		}
+	}
+	for settled < active {
+		n := <-done
+		if s.states[n.index].status == StatusFailed && s.opts.FailFast {
+			cancel()
+		}
+		settle(n)
+	}
+}
+
+// process brings one ready instance to a final status: a cache hit, or an
+// execution whose outputs and action are stored.
+func (s *scheduler) process(ctx context.Context, n *Node) {
+	st := s.states[n.index]
+	store := s.opts.Store
+	ks, inputs, err := n.keySpec(store, func(m *Node) map[string]artifacts.Digest { return s.states[m.index].outputs }, true)
+	if err != nil {
+		s.finish(n, StatusFailed, "", err)
+		return
+	}
+	st.inputs = ks.Inputs
+	if st.key, err = CacheKey(ks); err != nil {
+		s.finish(n, StatusFailed, "", err)
+		return
+	}
+	reason := s.sel.forced[n.index]
+	if reason == "" {
+		look, err := lookupCache(store, st.key, outputPorts(n), s.opts.Verify)
+		if err != nil {
+			s.finish(n, StatusFailed, "", err)
+			return
+		}
+		if look.hit {
+			st.outputs = look.action.Outputs
+			s.finish(n, StatusCached, "", nil)
+			return
+		}
+		reason = look.reason
+		if reason == "" {
+			reason = explainMiss(store, refName(s.p.File, n.ID()), st.key, ks)
+		}
+		if s.sel.mode[n.index] == modeCacheOnly {
+			s.finish(n, StatusFailed, reason, fmt.Errorf("needed by --only but not cached (%s)", reason))
+			return
+		}
+	}
+	st.reason = reason
+
+	cores := min(n.Spec.CoresWanted(), s.jobs)
+	if err := s.cores.acquire(ctx, cores); err != nil {
+		s.finish(n, StatusCancelled, reason, nil)
+		return
+	}
+	s.sink.emit(Event{Instance: n.ID(), Kind: EventStart, Message: reason})
+	startedAt := time.Now()
+	res, err := s.exec.Execute(ctx, &Task{
+		Instance: n.ID(), Stage: n.Stage, Params: n.Params, Seed: n.Seed,
+		Inputs: inputs, Progress: newInstanceProgress(s.sink, n.ID()), Store: store,
+	})
+	s.cores.release(cores)
+	st.seconds = time.Since(startedAt).Seconds()
+	if err != nil {
+		if ctx.Err() != nil {
+			s.finish(n, StatusCancelled, reason, nil)
+		} else {
+			s.finish(n, StatusFailed, reason, err)
+		}
+		return
+	}
+	if err := s.record(n, ks, st.key, res, startedAt, st.seconds); err != nil {
+		s.finish(n, StatusFailed, reason, err)
+		return
+	}
+	st.outputs = res.Outputs
+	s.finish(n, StatusRan, reason, nil)
+}
+
+// record writes the action of a finished execution (and the input tags that
+// Replay needs, when there are any).
+func (s *scheduler) record(n *Node, ks KeySpec, key string, res *Result, started time.Time, seconds float64) error {
+	for _, port := range outputPorts(n) {
+		if _, ok := res.Outputs[port]; !ok {
+			return fmt.Errorf("executor returned no digest for output %q", port)
+		}
+	}
+	if hasTags(ks.Tags) {
+		tags, err := CanonicalJSON(ks.Tags)
+		if err != nil {
+			return fmt.Errorf("record input tags: %w", err)
+		}
+		if err := s.opts.Store.SetRef(tagsRefName(key), string(tags)); err != nil {
+			return fmt.Errorf("record input tags: %w", err)
+		}
+	}
+	err := s.opts.Store.PutAction(&artifacts.Action{
+		Key: key, Instance: n.ID(), Stage: n.Uses(), Version: n.Spec.Version,
+		Params: n.Params, Seed: n.Seed, Inputs: ks.Inputs, Outputs: res.Outputs,
+		Summary: res.Summary, Started: started.UTC(), Seconds: seconds, Tool: ToolVersion,
+	})
+	if err != nil {
+		return fmt.Errorf("record action: %w", err)
+	}
+	return nil
+}
+
+// finish sets an instance's final status and emits its event.
+func (s *scheduler) finish(n *Node, status, reason string, err error) {
+	st := s.states[n.index]
+	st.status, st.err = status, err
+	if reason != "" {
+		st.reason = reason
+	}
+	e := Event{Instance: n.ID(), Seconds: st.seconds}
+	switch status {
+	case StatusCached:
+		e.Kind = EventCached
+	case StatusRan:
+		e.Kind = EventDone
+	case StatusFailed:
+		e.Kind, e.Err = EventFailed, err.Error()
+	case StatusSkipped:
+		e.Kind, e.Message = EventSkipped, st.reason
+	case StatusCancelled:
+		e.Kind, e.Message = EventCancelled, st.reason
+	}
+	s.sink.emit(e)
+}
+
+func axesOf(n *Node) map[string]string {
+	if len(n.Instance.Axes) == 0 {
+		return nil
+	}
+	axes := make(map[string]string, len(n.Instance.Axes))
+	for _, b := range n.Instance.Axes {
+		axes[b.Axis] = b.Label
+	}
+	return axes
+}
