@@ -2,6 +2,8 @@ package dsl
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -218,7 +220,7 @@ func (x *expander) matrixEntryLabels(kind string, entry map[string]any, at *matr
 	}
 	ok := true
 	labels := map[string]string{}
-	for _, name := range sortedKeys(entry) {
+	for _, name := range slices.Sorted(maps.Keys(entry)) {
 		keyPos, keyLen := pos, 1
 		if at != nil {
 			if k, found := at.keys[name]; found {
@@ -295,7 +297,7 @@ func comboKey(c []int) string { return fmt.Sprint(c) }
 func (x *expander) checkInputs() {
 	for _, d := range x.spec.Stages {
 		schema := x.schemas[d.ID]
-		for _, port := range sortedKeys(d.Inputs) {
+		for _, port := range slices.Sorted(maps.Keys(d.Inputs)) {
 			ref := d.Inputs[port]
 			at := x.inputAt(d, port)
 			var in *PortSchema
@@ -307,7 +309,7 @@ func (x *expander) checkInputs() {
 			}
 			producer, ok := x.decls[ref.Stage]
 			if !ok {
-				x.diags.add(at.val, at.valLen, didYouMean(ref.Stage, sortedKeys(x.decls)), "input %q of %s reads from unknown stage %q", port, stageName(d.ID, d), ref.Stage)
+				x.diags.add(at.val, at.valLen, didYouMean(ref.Stage, slices.Sorted(maps.Keys(x.decls))), "input %q of %s reads from unknown stage %q", port, stageName(d.ID, d), ref.Stage)
 				continue
 			}
 			pschema := x.schemas[producer.ID]
@@ -372,7 +374,7 @@ func (x *expander) producers(d *StageDecl) []string {
 			set[ref.Stage] = true
 		}
 	}
-	return sortedKeys(set)
+	return slices.Sorted(maps.Keys(set))
 }
 
 // sortDecls orders the declarations so that producers come before their
@@ -431,7 +433,7 @@ func (x *expander) reportCycles(done []bool, index map[string]int) {
 	visit = func(d *StageDecl) {
 		state[index[d.ID]] = onStack
 		stack = append(stack, d.ID)
-		for _, port := range sortedKeys(d.Inputs) {
+		for _, port := range slices.Sorted(maps.Keys(d.Inputs)) {
 			ref := d.Inputs[port]
 			p, ok := x.decls[ref.Stage]
 			if !ok || done[index[p.ID]] {
@@ -469,7 +471,7 @@ func (x *expander) reportCycles(done []bool, index map[string]int) {
 func (x *expander) computeAxes(order []*StageDecl) {
 	for _, d := range order {
 		set := map[int]bool{}
-		for _, name := range sortedKeys(d.With) {
+		for _, name := range slices.Sorted(maps.Keys(d.With)) {
 			for _, le := range x.exprsIn(d, name, d.With[name]) {
 				e := le.expr
 				if e.err != "" {
@@ -536,7 +538,7 @@ func (x *expander) exprsIn(d *StageDecl, name string, v any) []locatedExpr {
 				walk(el, false)
 			}
 		case map[string]any:
-			for _, k := range sortedKeys(t) {
+			for _, k := range slices.Sorted(maps.Keys(t)) {
 				walk(t[k], false)
 			}
 		}
@@ -556,7 +558,7 @@ func (x *expander) checkParamNames() {
 		for i, p := range schema.Params {
 			names[i] = p.Name
 		}
-		for _, name := range sortedKeys(d.With) {
+		for _, name := range slices.Sorted(maps.Keys(d.With)) {
 			if findParam(schema, name) == nil {
 				at := x.paramAt(d, name)
 				hint := didYouMean(name, names)
@@ -637,7 +639,7 @@ func (x *expander) newInstance(d *StageDecl, axes []int, c []int) *Instance {
 		inst.ID += "[" + strings.Join(parts, ",") + "]"
 	}
 	schema := x.schemas[d.ID]
-	for _, name := range sortedKeys(d.With) {
+	for _, name := range slices.Sorted(maps.Keys(d.With)) {
 		value, dependsOnMatrix, ok := x.resolve(d, name, c)
 		if !ok {
 			continue
@@ -713,7 +715,7 @@ func (x *expander) resolve(d *StageDecl, name string, c []int) (any, bool, bool)
 			if !found {
 				hint := ""
 				if m, isMap := v.Value.(map[string]any); isMap {
-					hint = didYouMean(missing, sortedKeys(m))
+					hint = didYouMean(missing, slices.Sorted(maps.Keys(m)))
 				}
 				x.diags.add(le.pos, le.length, hint, "%s: value %q of matrix axis %q has no field %q", e.raw, v.Label, e.path[0], missing)
 				return nil, "", false
@@ -723,7 +725,7 @@ func (x *expander) resolve(d *StageDecl, name string, c []int) (any, bool, bool)
 		default:
 			val, known := x.spec.Vars[e.path[0]]
 			if !known {
-				x.diags.add(le.pos, le.length, didYouMean(e.path[0], sortedKeys(x.spec.Vars)), "unknown var %q in %s", e.path[0], e.raw)
+				x.diags.add(le.pos, le.length, didYouMean(e.path[0], slices.Sorted(maps.Keys(x.spec.Vars))), "unknown var %q in %s", e.path[0], e.raw)
 				return nil, "", false
 			}
 			field, missing, found := lookupField(val, e.path[1:])
@@ -818,7 +820,7 @@ func (x *expander) connect(inst *Instance) {
 	for _, a := range x.axesOf[d.ID] {
 		own[a] = true
 	}
-	for _, port := range sortedKeys(d.Inputs) {
+	for _, port := range slices.Sorted(maps.Keys(d.Inputs)) {
 		ref := d.Inputs[port]
 		producers := x.byDecl[ref.Stage]
 		if len(producers) == 0 {

@@ -2,9 +2,10 @@ package dsl
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -458,7 +459,7 @@ func (d *decoder) interpolateString(n *node, s string, exprs []expr, keepMatrix 
 func (d *decoder) lookupVar(e expr, pos Pos, length int) *node {
 	val, ok := d.vars[e.path[0]]
 	if !ok {
-		d.diags.add(pos, length, didYouMean(e.path[0], sortedKeys(d.vars)), "unknown var %q in %s", e.path[0], e.raw)
+		d.diags.add(pos, length, didYouMean(e.path[0], slices.Sorted(maps.Keys(d.vars))), "unknown var %q in %s", e.path[0], e.raw)
 		return nil
 	}
 	for _, f := range e.path[1:] {
@@ -490,14 +491,5 @@ func keysOf(n *node) []string {
 	for _, e := range n.entries {
 		out = append(out, e.key)
 	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }

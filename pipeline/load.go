@@ -3,9 +3,10 @@ package pipeline
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
@@ -127,7 +128,7 @@ func build(abs string, exp *dsl.Expansion, cat *catalog) (*Pipeline, error) {
 // and an output that instance declares.
 func (p *Pipeline) link(n *Node) error {
 	seen := map[*Node]bool{}
-	for _, port := range sortedKeys(n.Instance.Inputs) {
+	for _, port := range slices.Sorted(maps.Keys(n.Instance.Inputs)) {
 		for _, e := range n.Instance.Inputs[port] {
 			from, ok := p.byID[e.From]
 			if !ok {
@@ -300,15 +301,6 @@ func paramNames(spec stages.Spec) []string {
 		names = append(names, p.Name)
 	}
 	return names
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // keySpec builds the instance's cache key fields from its producers' output

@@ -1,0 +1,382 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/sglr-pipe/sglr-pipe/artifacts"
+	"github.com/sglr-pipe/sglr-pipe/pipeline"
+)
+
+// selectionFlags are the flags run and plan share: which instances to
+// consider and how.
+type selectionFlags struct {
+	sets     []string
+	jobs     int
+	force    bool
+	only     []string
+	from     []string
+	failFast bool
+	verify   bool
+	asJSON   bool
+}
+
+// register adds the flags to cmd.
+func (f *selectionFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.sets, "set", nil, "override a pipeline value, k=v (e.g. vars.epochs=5, seed=3); repeatable")
+	fl.IntVarP(&f.jobs, "jobs", "j", 0, "core budget for concurrent stages (default: number of CPUs)")
+	fl.BoolVar(&f.force, "force", false, "run every selected instance even if it is cached")
+	fl.StringArrayVar(&f.only, "only", nil, "run only this stage; everything it reads must be cached (repeatable)")
+	fl.StringArrayVar(&f.from, "from", nil, "force this stage and everything downstream of it (repeatable)")
+	fl.BoolVar(&f.failFast, "fail-fast", false, "stop everything at the first failure")
+	fl.BoolVar(&f.verify, "verify", false, "re-hash the stored outputs of cache hits")
+	fl.BoolVar(&f.asJSON, "json", false, "machine-readable output")
+}
+
+// options builds pipeline options from the flags.
+func (f *selectionFlags) options(cmd *cobra.Command, store artifacts.Store, targets []string) (pipeline.Options, error) {
+	if f.jobs < 0 {
+		return pipeline.Options{}, usageErrorf(cmd, "--jobs must be at least 1, got %d", f.jobs)
+	}
+	return pipeline.Options{
+		Store:    store,
+		Jobs:     f.jobs,
+		Force:    f.force,
+		Only:     f.only,
+		From:     f.from,
+		Targets:  targets,
+		FailFast: f.failFast,
+		Verify:   f.verify,
+	}, nil
+}
+
+// newRunCommand runs a pipeline.
+func newRunCommand(g *globalFlags) *cobra.Command {
+	f := &selectionFlags{}
+	cmd := &cobra.Command{
+		Use:   "run FILE [TARGET...]",
+		Short: "Run a pipeline (or only the TARGET stages and what they need), reusing cached results",
+		Long: `run executes every stage instance of the pipeline that is not already cached,
+concurrently within the --jobs core budget. TARGETs are stage ids: only they and
+what they read are run. The store defaults to .sglr/ beside the pipeline file.
+
+Exit status: 0 when every instance ran or was cached, 1 when a stage failed,
+2 for a bad pipeline or command line, 130 when interrupted.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPipeline(cmd, g, f, args[0], args[1:])
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+// runPipeline is the body of `run`.
+func runPipeline(cmd *cobra.Command, g *globalFlags, f *selectionFlags, file string, targets []string) error {
+	p, err := loadPipeline(file, f.sets)
+	if err != nil {
+		return err
+	}
+	store, err := artifacts.OpenDir(g.storeDir(file))
+	if err != nil {
+		return err
+	}
+	if err := checkSelection(cmd, p, f, targets); err != nil {
+		return err
+	}
+	opts, err := f.options(cmd, store, targets)
+	if err != nil {
+		return err
+	}
+	opts.Args = os.Args[1:]
+
+	ctx, stop := interruptContext(cmd.Context(), cmd.ErrOrStderr())
+	defer stop()
+
+	out := cmd.OutOrStdout()
+	disp := newDisplay(out, f.asJSON, isTerminal(out))
+	opts.Events = disp.Event
+	started := time.Now()
+	run, runErr := p.Run(ctx, opts)
+	disp.Close()
+	elapsed := time.Since(started)
+
+	if runErr != nil && run == nil {
+		if ctx.Err() != nil {
+			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: %w", runErr)}
+		}
+		return failed(runErr)
+	}
+	summary := summarise(run, elapsed)
+	if f.asJSON {
+		if err := writeSummaryJSON(out, summary); err != nil {
+			return err
+		}
+	} else {
+		printSummary(out, summary, store.Root())
+		printLeafTables(out, p, run, store)
+	}
+	switch {
+	case ctx.Err() != nil || (run != nil && run.Status == "cancelled"):
+		return silentExit(exitInterrupted, errors.New("interrupted"))
+	case runErr != nil:
+		return failed(runErr)
+	}
+	return nil
+}
+
+// loadPipeline loads a pipeline file with the CLI's resolver: built-ins plus
+// exec: stages relative to the file's directory.
+func loadPipeline(file string, sets []string) (*pipeline.Pipeline, error) {
+	info, err := os.Stat(file)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, &usageError{command: "sglr-pipe", msg: fmt.Sprintf("pipeline file %s does not exist", file)}
+		}
+		return nil, fmt.Errorf("pipeline %s: %w", file, err)
+	}
+	if info.IsDir() {
+		return nil, &usageError{command: "sglr-pipe", msg: fmt.Sprintf("%s is a directory, not a pipeline file", file)}
+	}
+	return pipeline.Load(file, sets, newResolver(filepath.Dir(file)))
+}
+
+// checkSelection rejects stage ids in targets, --only and --from that the
+// pipeline does not declare: a usage mistake, reported before anything runs.
+func checkSelection(cmd *cobra.Command, p *pipeline.Pipeline, f *selectionFlags, targets []string) error {
+	if len(f.only) > 0 && len(targets) > 0 {
+		return usageErrorf(cmd, "--only and targets cannot be combined: --only already names what runs")
+	}
+	declared := map[string]bool{}
+	for _, id := range p.DeclIDs() {
+		declared[id] = true
+	}
+	for _, sel := range []struct {
+		what string
+		ids  []string
+	}{{"target", targets}, {"--only", f.only}, {"--from", f.from}} {
+		for _, id := range sel.ids {
+			if !declared[id] {
+				return usageErrorf(cmd, "%s %q: no such stage in %s (stages: %s)", sel.what, id, p.File, strings.Join(p.DeclIDs(), ", "))
+			}
+		}
+	}
+	return nil
+}
+
+// runSummary is the outcome of a run in numbers, for people and for --json.
+type runSummary struct {
+	Kind      string        `json:"kind"` // always "summary", to tell it from events
+	RunID     string        `json:"run_id"`
+	Status    string        `json:"status"`
+	Ran       int           `json:"ran"`
+	Cached    int           `json:"cached"`
+	Failed    int           `json:"failed"`
+	Skipped   int           `json:"skipped"`
+	Cancelled int           `json:"cancelled"`
+	Seconds   float64       `json:"seconds"`
+	Failures  []runFailure  `json:"failures,omitempty"`
+	Instances []instanceOut `json:"instances"`
+}
+
+// runFailure is one failed instance and its error.
+type runFailure struct {
+	Instance string `json:"instance"`
+	Error    string `json:"error"`
+}
+
+// instanceOut is one instance's status and outputs in the summary.
+type instanceOut struct {
+	ID      string                      `json:"id"`
+	Status  string                      `json:"status"`
+	Outputs map[string]artifacts.Digest `json:"outputs,omitempty"`
+}
+
+// summarise counts what happened to each instance.
+func summarise(run *artifacts.Run, elapsed time.Duration) runSummary {
+	s := runSummary{Kind: "summary", Seconds: elapsed.Seconds(), Instances: []instanceOut{}}
+	if run == nil {
+		return s
+	}
+	s.RunID, s.Status = run.ID, run.Status
+	for _, in := range run.Instances {
+		switch in.Status {
+		case "ran":
+			s.Ran++
+		case "cached":
+			s.Cached++
+		case "failed":
+			s.Failed++
+			s.Failures = append(s.Failures, runFailure{Instance: in.ID, Error: in.Error})
+		case "skipped":
+			s.Skipped++
+		case "cancelled":
+			s.Cancelled++
+		}
+		s.Instances = append(s.Instances, instanceOut{ID: in.ID, Status: in.Status, Outputs: in.Outputs})
+	}
+	return s
+}
+
+// writeSummaryJSON ends the --json event stream with the summary on one line.
+func writeSummaryJSON(w io.Writer, s runSummary) error {
+	return writeJSONLine(w, s)
+}
+
+// printSummary writes the human summary: counts, run id, time, failures.
+func printSummary(w io.Writer, s runSummary, storeRoot string) {
+	fmt.Fprintf(w, "\n%d ran, %d cached, %d failed", s.Ran, s.Cached, s.Failed)
+	if s.Skipped > 0 {
+		fmt.Fprintf(w, ", %d skipped", s.Skipped)
+	}
+	if s.Cancelled > 0 {
+		fmt.Fprintf(w, ", %d cancelled", s.Cancelled)
+	}
+	fmt.Fprintf(w, " in %s", formatSeconds(s.Seconds))
+	if s.RunID != "" {
+		fmt.Fprintf(w, " (run %s, store %s)", s.RunID, storeRoot)
+	}
+	fmt.Fprintln(w)
+	for _, f := range s.Failures {
+		fmt.Fprintf(w, "FAILED %s: %s\n", f.Instance, f.Error)
+	}
+}
+
+// printLeafTables prints every table that a leaf instance (one nothing reads
+// from) produced in this run, so that a pipeline ending in a report shows
+// its result.
+func printLeafTables(w io.Writer, p *pipeline.Pipeline, run *artifacts.Run, store artifacts.Store) {
+	if run == nil {
+		return
+	}
+	byID := make(map[string]artifacts.RunInstance, len(run.Instances))
+	for _, in := range run.Instances {
+		byID[in.ID] = in
+	}
+	for _, n := range p.Nodes {
+		if len(n.Consumers) > 0 {
+			continue
+		}
+		in, ok := byID[n.ID()]
+		if !ok {
+			continue
+		}
+		for _, port := range n.Spec.Outputs {
+			d, ok := in.Outputs[port.Name]
+			if port.Kind != artifacts.KindTable || !ok {
+				continue
+			}
+			fmt.Fprintf(w, "\n%s.%s (%s)\n", n.ID(), port.Name, shortDigest(string(d)))
+			if err := printTableArtifact(w, store, d); err != nil {
+				fmt.Fprintf(w, "  (cannot show: %v)\n", err)
+			}
+		}
+	}
+}
+
+// printTableArtifact renders a stored table artifact as a Markdown table.
+func printTableArtifact(w io.Writer, store artifacts.Store, d artifacts.Digest) error {
+	path, err := store.Path(d)
+	if err != nil {
+		return err
+	}
+	t, err := artifacts.ReadTableFile(path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, renderTable(t, -1))
+	return nil
+}
+
+// renderTable renders the first limit rows of t (all when limit < 0) as Markdown.
+func renderTable(t *artifacts.Table, limit int) string {
+	tw := newTable()
+	header := make([]string, len(t.Columns))
+	rows := 0
+	for i, c := range t.Columns {
+		header[i] = c.Name
+		rows = max(rows, columnLen(c))
+	}
+	tw.header(header...)
+	if limit >= 0 && rows > limit {
+		rows = limit
+	}
+	for r := 0; r < rows; r++ {
+		row := make([]any, len(t.Columns))
+		for i, c := range t.Columns {
+			row[i] = columnCell(c, r)
+		}
+		tw.row(row...)
+	}
+	return tw.markdown()
+}
+
+// columnLen is the number of values a column holds.
+func columnLen(c artifacts.Column) int {
+	return max(len(c.Strings), len(c.Ints), len(c.Floats))
+}
+
+// columnCell renders row r of a column ("" past its end).
+func columnCell(c artifacts.Column, r int) string {
+	switch {
+	case c.Strings != nil && r < len(c.Strings):
+		return c.Strings[r]
+	case c.Ints != nil && r < len(c.Ints):
+		return strconv.FormatInt(c.Ints[r], 10)
+	case c.Floats != nil && r < len(c.Floats):
+		return strconv.FormatFloat(c.Floats[r], 'g', 6, 64)
+	}
+	return ""
+}
+
+// interruptContext cancels the returned context on the first SIGINT or
+// SIGTERM, so running stages stop and finished ones stay cached; a second
+// signal exits at once.
+func interruptContext(parent context.Context, stderr io.Writer) (context.Context, func()) {
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(stderr, "\nsglr-pipe: %s: stopping running stages (press Ctrl-C again to exit now)\n", sig)
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case <-sigs:
+			fmt.Fprintln(stderr, "sglr-pipe: interrupted again: exiting now")
+			os.Exit(exitInterrupted)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
+}
+
+// isTerminal reports whether w is a terminal (so bars can be drawn on it).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
