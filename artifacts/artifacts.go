@@ -80,11 +80,14 @@ type Action struct {
 	Params   map[string]any      `json:"params"`
 	Seed     uint64              `json:"seed"`
 	Inputs   map[string][]Digest `json:"inputs"`
-	Outputs  map[string]Digest   `json:"outputs"`
-	Summary  map[string]any      `json:"summary,omitempty"` // figures the stage reported (e.g. realised noise rate)
-	Started  time.Time           `json:"started"`
-	Seconds  float64             `json:"seconds"`
-	Tool     string              `json:"tool"` // sglr-pipe version that produced it
+	// InputTags holds, for gathered ports, the matrix tags of each input in
+	// order; they are part of the key, so replay needs them.
+	InputTags map[string][]map[string]string `json:"input_tags,omitempty"`
+	Outputs   map[string]Digest              `json:"outputs"`
+	Summary   map[string]any                 `json:"summary,omitempty"` // figures the stage reported (e.g. realised noise rate)
+	Started   time.Time                      `json:"started"`
+	Seconds   float64                        `json:"seconds"`
+	Tool      string                         `json:"tool"` // sglr-pipe version that produced it
 }
 
 // Run is the record of one `sglr-pipe run`.

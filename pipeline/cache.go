@@ -56,11 +56,6 @@ func lookupCache(store artifacts.Store, key string, outputs []string, verify boo
 // pipeline file had, so a miss can be explained against it.
 func refName(pipelineFile, instance string) string { return pipelineFile + "#" + instance }
 
-// tagsRefName names the ref holding the input tags of an action, which the
-// Action record has no field for; Replay needs them to re-run a stage that
-// gathers inputs.
-func tagsRefName(key string) string { return "input-tags:" + key }
-
 // explainMiss says why key is not in the cache, by diffing it against the
 // action the same instance of the same pipeline file had last time.
 func explainMiss(store artifacts.Store, ref string, key string, cur KeySpec) string {

@@ -2,8 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -70,10 +68,7 @@ func Replay(ctx context.Context, store artifacts.Store, resolve Resolver, runID,
 	if err != nil {
 		return nil, fmt.Errorf("replay %s: recorded params: %w", ri.ID, err)
 	}
-	tags, err := recordedTags(store, ri.Key)
-	if err != nil {
-		return nil, fmt.Errorf("replay %s: %w", ri.ID, err)
-	}
+	tags := action.InputTags
 	// The recorded fields must give back the recorded key; otherwise something
 	// was lost on the way through the record and the replay would not be the
 	// same computation.
@@ -146,20 +141,4 @@ func findRunInstance(run *artifacts.Run, instance string) (*artifacts.RunInstanc
 		}
 		return nil, fmt.Errorf("stage %q has %d instances in run %s; name one: %s", instance, len(byDecl), run.ID, strings.Join(ids, ", "))
 	}
-}
-
-// recordedTags reads the input tags stored beside an action, if any.
-func recordedTags(store artifacts.Store, key string) (map[string][]map[string]string, error) {
-	raw, err := store.GetRef(tagsRefName(key))
-	if errors.Is(err, artifacts.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("input tags of %s: %w", key, err)
-	}
-	var tags map[string][]map[string]string
-	if err := json.Unmarshal([]byte(raw), &tags); err != nil {
-		return nil, fmt.Errorf("input tags of %s: %w", key, err)
-	}
-	return tags, nil
 }

@@ -347,26 +347,20 @@ func (s *scheduler) process(ctx context.Context, n *Node) {
 	s.finish(n, StatusRan, reason, nil)
 }
 
-// record writes the action of a finished execution (and the input tags that
-// Replay needs, when there are any).
+// record writes the action of a finished execution.
 func (s *scheduler) record(n *Node, ks KeySpec, key string, res *Result, started time.Time, seconds float64) error {
 	for _, port := range outputPorts(n) {
 		if _, ok := res.Outputs[port]; !ok {
 			return fmt.Errorf("executor returned no digest for output %q", port)
 		}
 	}
+	var tags map[string][]map[string]string
 	if hasTags(ks.Tags) {
-		tags, err := CanonicalJSON(ks.Tags)
-		if err != nil {
-			return fmt.Errorf("record input tags: %w", err)
-		}
-		if err := s.opts.Store.SetRef(tagsRefName(key), string(tags)); err != nil {
-			return fmt.Errorf("record input tags: %w", err)
-		}
+		tags = ks.Tags
 	}
 	err := s.opts.Store.PutAction(&artifacts.Action{
 		Key: key, Instance: n.ID(), Stage: n.Uses(), Version: n.Spec.Version,
-		Params: n.Params, Seed: n.Seed, Inputs: ks.Inputs, Outputs: res.Outputs,
+		Params: n.Params, Seed: n.Seed, Inputs: ks.Inputs, InputTags: tags, Outputs: res.Outputs,
 		Summary: res.Summary, Started: started.UTC(), Seconds: seconds, Tool: ToolVersion,
 	})
 	if err != nil {
