@@ -21,8 +21,10 @@ import (
 // per column of the artifact into dir, named <column>.npy, and returns their
 // paths in column order. Scalar columns become [N] arrays, fixed-size list
 // columns [N, n] — except a dataset's image column, which becomes
-// [N, C, H, W] from its sglr.shape — and utf8 columns <U arrays. A column of
-// any other type, or holding nulls, is an error naming it.
+// [N, C, H, W] from its sglr.shape, and a model's tensor columns, which
+// become float32 arrays of the tensor's own shape (no row dimension) — and
+// utf8 columns <U arrays. A column of any other type, or holding nulls, is
+// an error naming it. (ExportNPZ is the PyTorch-ready form of a model.)
 func ExportNPY(r ReadAtSeeker, dir string) ([]string, error) {
 	var paths []string
 	err := decodeIPC(r, "", func(f *ipcFile) error {
@@ -61,7 +63,9 @@ func ExportNPY(r ReadAtSeeker, dir string) ([]string, error) {
 // ExportCSV writes the artifact as CSV: a header, then one row per record.
 // A fixed-size list column `x` of n values becomes columns x_0 … x_{n-1};
 // floats use the shortest text that reads back to the same value, nulls are
-// empty cells.
+// empty cells. A model, one row of possibly millions of values, is written
+// long instead: columns tensor, index, value, one row per value, the index
+// counting in C order over the tensor's shape.
 func ExportCSV(r ReadAtSeeker, w io.Writer) error {
 	err := decodeIPC(r, "", func(f *ipcFile) error {
 		plan, err := planExport(f)
@@ -69,6 +73,9 @@ func ExportCSV(r ReadAtSeeker, w io.Writer) error {
 			return err
 		}
 		cw := csv.NewWriter(w)
+		if plan.rowless {
+			return writeModelCSV(cw, plan)
+		}
 		var header []string
 		for _, col := range plan.columns {
 			if col.listSize == 0 {
@@ -123,6 +130,9 @@ type exportPlan struct {
 	records []arrow.Record
 	rows    int
 	columns []exportColumn
+	// rowless is set for a model (one row of tensors): each column exports
+	// as its rowShape alone, without the leading row dimension.
+	rowless bool
 }
 
 // exportColumn is one column's element type and per-row shape.
@@ -148,6 +158,11 @@ func planExport(f *ipcFile) (*exportPlan, error) {
 					col.rowShape = shape
 				}
 			}
+			if f.meta[MetaKind] == KindModel {
+				if t, err := tensorOfField(field); err == nil {
+					col.rowShape = t.Shape
+				}
+			}
 		}
 		if _, ok := npyDescr(col.elem); !ok {
 			return nil, fmt.Errorf("column %q has type %s, which has no NumPy/CSV form", field.Name, field.Type)
@@ -168,7 +183,30 @@ func planExport(f *ipcFile) (*exportPlan, error) {
 	if err != nil {
 		return nil, err
 	}
+	plan.rowless = f.meta[MetaKind] == KindModel && plan.rows == 1
 	return plan, nil
+}
+
+// writeModelCSV writes the one-row plan of a model long: tensor, index, value.
+func writeModelCSV(cw *csv.Writer, plan *exportPlan) error {
+	if err := cw.Write([]string{"tensor", "index", "value"}); err != nil {
+		return err
+	}
+	rec := plan.records[0]
+	row := make([]string, 3)
+	for _, col := range plan.columns {
+		vals := columnValues(rec, col)
+		start, end := valueRange(rec, col)
+		row[0] = col.name
+		for j := start; j < end; j++ {
+			row[1], row[2] = strconv.Itoa(j-start), csvValue(vals, j)
+			if err := cw.Write(row); err != nil {
+				return err
+			}
+		}
+	}
+	cw.Flush()
+	return cw.Error()
 }
 
 // npyDescr is the NumPy dtype of a scalar Arrow type (strings: "<U", completed
@@ -228,6 +266,9 @@ func writeNPY(path string, plan *exportPlan, col exportColumn) error {
 	}
 	w := bufio.NewWriterSize(file, 1<<20)
 	shape := append([]int{plan.rows}, col.rowShape...)
+	if plan.rowless {
+		shape = col.rowShape
+	}
 	err = writeNPYHeader(w, descr, shape)
 	for _, rec := range plan.records {
 		if err != nil {

@@ -23,10 +23,13 @@ type Info struct {
 	Head    [][]string        `json:"head"` // the first rows, one string per column
 }
 
-// ColumnInfo is one column's name and Arrow type (e.g. "fixed_size_list<item: float32>[784]").
+// ColumnInfo is one column's name and Arrow type (e.g. "fixed_size_list<item: float32>[784]"),
+// and its field metadata when it has any (a model's tensor columns carry
+// their shape and buffer flag there: MetaTensorShape, MetaTensorBuffer).
 type ColumnInfo struct {
-	Name string `json:"name"`
-	Type string `json:"type"`
+	Name string            `json:"name"`
+	Type string            `json:"type"`
+	Meta map[string]string `json:"meta,omitempty"`
 }
 
 // Inspect reads the schema, metadata and row count of an Arrow IPC artifact
@@ -36,7 +39,11 @@ func Inspect(r ReadAtSeeker, head int) (*Info, error) {
 	err := decodeIPC(r, "", func(f *ipcFile) error {
 		info.Kind, info.Version, info.Meta = f.meta[MetaKind], f.meta[MetaVersion], f.meta
 		for _, field := range f.schema.Fields() {
-			info.Columns = append(info.Columns, ColumnInfo{Name: field.Name, Type: field.Type.String()})
+			col := ColumnInfo{Name: field.Name, Type: field.Type.String()}
+			if field.HasMetadata() {
+				col.Meta = field.Metadata.ToMap()
+			}
+			info.Columns = append(info.Columns, col)
 		}
 		return f.eachRecord(func(rec arrow.Record) error {
 			n := int(rec.NumRows())

@@ -1,11 +1,12 @@
-// Package nn is sglr-pipe's numeric core on gorgonia: models, optimisers,
-// losses, label strategies, attacks and metrics. It knows nothing of YAML,
-// Arrow or the store.
+// Package nn is sglr-pipe's numeric core on gorgonia: models (mlp, cnn,
+// preact-resnet18) with weights named as the equivalent PyTorch modules'
+// state_dicts, compiled forward/backward graphs (Net), data-parallel training
+// (Trainer) and evaluation (Evaluator), SGD with PyTorch semantics, learning-rate
+// schedules, augmentation, label strategies (one-hot, smoothing, the SGLR bank,
+// distillation targets) and training-time attacks (PGD, FGSM, the TRADES KL
+// attack). It knows nothing of YAML, Arrow or the store.
 //
-// The adversarial-training code arrives with the training issue; today the
-// package only links gorgonia so that every binary built from this module
-// exercises gorgonia's start-up check (go4.org/unsafe/assume-no-moving-gc,
-// pinned in go.mod because older versions panic at start under Go 1.26).
+// Every binary built from this module links gorgonia, whose start-up check
+// (go4.org/unsafe/assume-no-moving-gc, pinned in go.mod because older versions
+// panic at start under Go 1.26) the CLI tests exercise.
 package nn
-
-import _ "gorgonia.org/gorgonia" // linked for the start-up check described above

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -15,17 +16,21 @@ import (
 func newExportCommand(g *globalFlags) *cobra.Command {
 	var format, output string
 	cmd := &cobra.Command{
-		Use:   "export REF --format npy|csv [-o PATH]",
-		Short: "Export an artifact as a directory of .npy files or as CSV",
+		Use:   "export REF --format npy|csv|npz [-o PATH]",
+		Short: "Export an artifact as a directory of .npy files, as CSV, or a model as .npz",
 		Long: `export writes the artifact REF names (a digest, a unique prefix, or
 INSTANCE.PORT of the latest run) in a format other tools read:
 
   --format npy   one .npy file per column in the directory -o (default: ./<digest12>-npy)
-  --format csv   one CSV file at -o, or stdout without -o`,
+  --format csv   one CSV file at -o, or stdout without -o
+  --format npz   a model only: one NumPy .npz archive at -o (default: ./<digest12>.npz)
+                 holding its state_dict, which PyTorch loads without torch.load:
+                   sd = {k: torch.from_numpy(v) for k, v in np.load(PATH).items()}
+                   model.load_state_dict(sd)   # model from bench/torch_models.py`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "npy" && format != "csv" {
-				return usageErrorf(cmd, "--format must be npy or csv, got %q", format)
+			if format != "npy" && format != "csv" && format != "npz" {
+				return usageErrorf(cmd, "--format must be npy, csv or npz, got %q", format)
 			}
 			store, err := openExistingStore(g)
 			if err != nil {
@@ -43,6 +48,25 @@ INSTANCE.PORT of the latest run) in a format other tools read:
 				return err
 			}
 			defer src.Close()
+			if format == "npz" {
+				info, err := artifacts.Inspect(src, 0)
+				if err != nil {
+					return err
+				}
+				if info.Kind != artifacts.KindModel {
+					return usageErrorf(cmd, "--format npz exports model artifacts; %s is a %q artifact (use npy or csv)",
+						args[0], info.Kind)
+				}
+				path := output
+				if path == "" {
+					path = shortDigest(string(ref.digest)) + ".npz"
+				}
+				if err := exportFile(src, path, artifacts.ExportNPZ); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), path)
+				return nil
+			}
 			if format == "npy" {
 				dir := output
 				if dir == "" {
@@ -64,36 +88,41 @@ INSTANCE.PORT of the latest run) in a format other tools read:
 				}
 				return w.Flush()
 			}
-			return exportCSVFile(src, output)
+			return exportFile(src, output, artifacts.ExportCSV)
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "", "npy or csv (required)")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output directory (npy) or file (csv; default stdout)")
+	cmd.Flags().StringVar(&format, "format", "", "npy, csv or npz (required)")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output directory (npy) or file (csv, default stdout; npz)")
 	return cmd
 }
 
-// exportCSVFile writes CSV to path through a temporary file, so a failed
-// export never leaves a truncated file under the requested name.
-func exportCSVFile(src artifacts.ReadAtSeeker, path string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".export-*.csv")
+// exportFile writes the output of export (CSV or NPZ) to path through a
+// temporary file, so a failed export never leaves a truncated file under the
+// requested name.
+func exportFile(src artifacts.ReadAtSeeker, path string, export func(artifacts.ReadAtSeeker, io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".export-*")
 	if err != nil {
-		return fmt.Errorf("export csv to %s: %w", path, err)
+		return fmt.Errorf("export to %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
 	w := bufio.NewWriter(tmp)
-	if err := artifacts.ExportCSV(src, w); err != nil {
+	if err := export(src, w); err != nil {
 		tmp.Close()
 		return err
 	}
 	if err := w.Flush(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("export csv to %s: %w", path, err)
+		return fmt.Errorf("export to %s: %w", path, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil { // CreateTemp makes files private
+		tmp.Close()
+		return fmt.Errorf("export to %s: %w", path, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("export csv to %s: %w", path, err)
+		return fmt.Errorf("export to %s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("export csv to %s: %w", path, err)
+		return fmt.Errorf("export to %s: %w", path, err)
 	}
 	return nil
 }

@@ -1,0 +1,203 @@
+package nn
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Attacker crafts L∞ adversarial examples (PGD, FGSM with random start, the
+// TRADES KL attack) against a Model. Inputs live in [0,1]; every iterate is
+// projected to the eps-ball around the clean input and clipped to [0,1].
+//
+// It holds the scratch buffers the attacks need and reuses them across calls,
+// so attacking batch after batch during training allocates nothing once the
+// largest batch has been seen. The zero value is ready to use. An Attacker is
+// not safe for concurrent use: give each goroutine its own.
+type Attacker struct {
+	clean     []float32 // copy of the clean inputs, so xAdv may alias x
+	targets   []float32 // n*K soft targets of the maximised cross-entropy
+	ref       []int32   // n reference labels (argmax of the targets) for success
+	grad      []float32 // n*D input gradient
+	logits    []float32 // n*K logits
+	best      []float32 // n*D best iterate over restarts
+	bestLoss  []float64 // n loss of the best iterate
+	bestWrong []bool    // n whether the best iterate is misclassified
+	active    []bool    // n samples still updated (early stop)
+}
+
+// Success reports, per sample, whether the model misclassifies xAdv, that is
+// whether an attack that produced xAdv succeeded against labels. xAdv holds n
+// samples of m.InputSize() values; labels holds n class indices.
+func Success(m Model, xAdv []float32, labels []int32, n int) ([]bool, error) {
+	d, k, err := modelDims(m)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBatch(xAdv, labels, n, d, k); err != nil {
+		return nil, err
+	}
+	logits := make([]float32, n*k)
+	if n > 0 {
+		if err := m.Logits(xAdv, n, logits); err != nil {
+			return nil, fmt.Errorf("success: logits of %d samples: %w", n, err)
+		}
+	}
+	wrong := make([]bool, n)
+	for i := range n {
+		wrong[i] = argmax(logits[i*k:(i+1)*k]) != int(labels[i])
+	}
+	return wrong, nil
+}
+
+// RobustAccuracy is the fraction of the n samples of xAdv the model still
+// classifies as labels: the accuracy under the attack that produced xAdv
+// (natural accuracy when xAdv is the clean input).
+func RobustAccuracy(m Model, xAdv []float32, labels []int32, n int) (float64, error) {
+	if n <= 0 {
+		return 0, fmt.Errorf("robust accuracy: need at least one sample, got n=%d", n)
+	}
+	wrong, err := Success(m, xAdv, labels, n)
+	if err != nil {
+		return 0, err
+	}
+	correct := 0
+	for _, w := range wrong {
+		if !w {
+			correct++
+		}
+	}
+	return float64(correct) / float64(n), nil
+}
+
+// modelDims returns the model's input size D and class count K, checked.
+func modelDims(m Model) (d, k int, err error) {
+	if m == nil {
+		return 0, 0, errors.New("attack: model is nil")
+	}
+	d, k = m.InputSize(), m.Classes()
+	if d <= 0 || k <= 0 {
+		return 0, 0, fmt.Errorf("attack: model has input size %d and %d classes; both must be positive", d, k)
+	}
+	return d, k, nil
+}
+
+// checkBatch validates the shapes of n samples and their labels.
+func checkBatch(x []float32, labels []int32, n, d, k int) error {
+	if n < 0 {
+		return fmt.Errorf("attack: sample count n=%d is negative", n)
+	}
+	if len(x) != n*d {
+		return fmt.Errorf("attack: inputs have %d values, want n*InputSize = %d*%d = %d", len(x), n, d, n*d)
+	}
+	if len(labels) != n {
+		return fmt.Errorf("attack: %d labels for %d samples", len(labels), n)
+	}
+	for i, y := range labels {
+		if y < 0 || int(y) >= k {
+			return fmt.Errorf("attack: label %d of sample %d is outside [0,%d)", y, i, k)
+		}
+	}
+	return nil
+}
+
+// checkUnitBox rejects clean inputs outside [0,1] (or NaN): the eps-ball
+// clipped to [0,1] would not contain them.
+func checkUnitBox(x []float32, d int) error {
+	for i, v := range x {
+		if !(v >= 0 && v <= 1) {
+			return fmt.Errorf("attack: input value %v (sample %d, feature %d) is outside [0,1]", v, i/d, i%d)
+		}
+	}
+	return nil
+}
+
+// checkRadius validates an eps-ball radius and a step size used by steps > 0
+// steps; a zero step is accepted only with a zero radius, where nothing moves.
+func checkRadius(name string, eps, step float64, steps int) error {
+	if !(eps >= 0) || math.IsInf(eps, 1) {
+		return fmt.Errorf("%s: eps %v must be a finite number >= 0", name, eps)
+	}
+	if steps < 0 {
+		return fmt.Errorf("%s: steps %d must be >= 0", name, steps)
+	}
+	if steps > 0 && !(eps == 0 && step == 0) && (!(step > 0) || math.IsInf(step, 1)) {
+		return fmt.Errorf("%s: step %v must be a finite number > 0", name, step)
+	}
+	return nil
+}
+
+// grow returns s resized to n, reusing its storage when large enough.
+func grow[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
+}
+
+// argmax is the index of the first largest value of v.
+func argmax(v []float32) int {
+	best := 0
+	for i := 1; i < len(v); i++ {
+		if v[i] > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// softCE is −Σ_k t_k·log softmax(z)_k, computed in float64.
+func softCE(z, t []float32) float64 {
+	lse := logSumExp(z)
+	loss := 0.0
+	for j, tj := range t {
+		if tj != 0 {
+			loss += float64(tj) * (lse - float64(z[j]))
+		}
+	}
+	return loss
+}
+
+// softmaxInto writes softmax(z) into p.
+func softmaxInto(z, p []float32) {
+	lse := logSumExp(z)
+	for j, zj := range z {
+		p[j] = float32(math.Exp(float64(zj) - lse))
+	}
+}
+
+// logSumExp is log Σ exp(z), stable for large logits.
+func logSumExp(z []float32) float64 {
+	hi := math.Inf(-1)
+	for _, v := range z {
+		hi = math.Max(hi, float64(v))
+	}
+	if math.IsInf(hi, 0) {
+		return hi
+	}
+	sum := 0.0
+	for _, v := range z {
+		sum += math.Exp(float64(v) - hi)
+	}
+	return hi + math.Log(sum)
+}
+
+// signStep moves v by step in the direction of sign(g) (no move when g is 0),
+// then projects to [c−eps, c+eps] ∩ [0,1] around the clean value c.
+func signStep(v, g, c float32, step, eps float64) float32 {
+	nv := float64(v)
+	switch {
+	case g > 0:
+		nv += step
+	case g < 0:
+		nv -= step
+	}
+	return project(nv, c, eps)
+}
+
+// project clamps v to [c−eps, c+eps] ∩ [0,1].
+func project(v float64, c float32, eps float64) float32 {
+	lo := math.Max(float64(c)-eps, 0)
+	hi := math.Min(float64(c)+eps, 1)
+	return float32(math.Min(math.Max(v, lo), hi))
+}

@@ -1,0 +1,253 @@
+package nn
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Model is a classifier seen from outside: logits and the input gradient of a
+// soft-target cross-entropy, both in eval mode.
+type Model interface {
+	Classes() int
+	InputSize() int
+	// Logits for n samples: x is n*InputSize, out n*K.
+	Logits(x []float32, n int, out []float32) error
+	// InputGrad: loss = sum_i sum_k -target[i,k]*log softmax(f(x_i))_k (soft-target CE summed over the n samples)
+	// and its gradient w.r.t. x (n*InputSize) written into grad. Eval mode.
+	InputGrad(x []float32, n int, target []float32, grad []float32) (loss float64, err error)
+}
+
+// Evaluator is a Model over any number of samples: it cuts the input into
+// chunks of its batch size and runs them on its workers, each worker with its
+// own Eval-mode Nets and private weights. The last partial chunk is padded
+// with zeros (zero targets, so it adds nothing to the loss) and the padding's
+// outputs are dropped. Every chunk is computed the same way whichever worker
+// runs it, so results do not depend on the worker count or scheduling. Calls
+// are serialised by a mutex; the Evaluator is safe for concurrent use.
+type Evaluator struct {
+	mu      sync.Mutex
+	weights *Weights // private master copy, pushed to workers lazily
+	version uint64   // bumped by SetWeights
+	batch   int
+	workers []*evalWorker
+	losses  []float64 // per-chunk losses of the current InputGrad call
+}
+
+// evalWorker owns one goroutine's Nets, built on first use.
+type evalWorker struct {
+	logits, inputGrad       *Net
+	logitsVer, inputGradVer uint64
+	padX, padTarget, padOut []float32
+	padGrad                 []float32
+}
+
+// NewEvaluator prepares an Evaluator for w with chunks of batch samples run
+// on workers goroutines. The graphs are compiled on first use.
+func NewEvaluator(w *Weights, batch, workers int) (*Evaluator, error) {
+	if err := w.Validate(); err != nil {
+		return nil, fmt.Errorf("new evaluator: %w", err)
+	}
+	if batch < 1 {
+		return nil, fmt.Errorf("new evaluator: batch size must be positive, got %d", batch)
+	}
+	if workers < 1 {
+		return nil, fmt.Errorf("new evaluator: workers must be positive, got %d", workers)
+	}
+	e := &Evaluator{weights: w.Clone(), version: 1, batch: batch, workers: make([]*evalWorker, workers)}
+	for i := range e.workers {
+		e.workers[i] = &evalWorker{}
+	}
+	return e, nil
+}
+
+// SetWeights replaces the evaluated weights (copied; w can change afterwards).
+func (e *Evaluator) SetWeights(w *Weights) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := w.Validate(); err != nil {
+		return fmt.Errorf("evaluator set weights: %w", err)
+	}
+	if !sameLayout(e.weights, w) {
+		return fmt.Errorf("evaluator set weights: %s weights do not match the evaluator's %s model", w.Arch.Kind, e.weights.Arch.Kind)
+	}
+	for i, p := range w.Params {
+		copy(e.weights.Params[i].Data, p.Data)
+	}
+	e.version++
+	return nil
+}
+
+// Classes is the number of logits per sample.
+func (e *Evaluator) Classes() int { return e.weights.Arch.Classes }
+
+// InputSize is the number of scalars per input sample.
+func (e *Evaluator) InputSize() int { return e.weights.Arch.InputSize() }
+
+// Batch is the chunk size.
+func (e *Evaluator) Batch() int { return e.batch }
+
+// Logits writes the Eval-mode logits of n samples x (n*InputSize) into out
+// (n*Classes).
+func (e *Evaluator) Logits(x []float32, n int, out []float32) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d, k := e.InputSize(), e.Classes()
+	if err := e.checkSizes(n, map[string][2]int{"x": {len(x), n * d}, "out": {len(out), n * k}}); err != nil {
+		return fmt.Errorf("evaluator logits: %w", err)
+	}
+	return e.forChunks(n, func(wk *evalWorker, chunk, lo, hi int) error {
+		net, err := e.net(wk, PurposeLogits)
+		if err != nil {
+			return err
+		}
+		if hi-lo == e.batch {
+			return net.Logits(x[lo*d:hi*d], out[lo*k:hi*k])
+		}
+		wk.pad(e.batch, d, k)
+		copy(wk.padX, x[lo*d:hi*d])
+		clear(wk.padX[(hi-lo)*d:])
+		if err := net.Logits(wk.padX, wk.padOut); err != nil {
+			return err
+		}
+		copy(out[lo*k:hi*k], wk.padOut)
+		return nil
+	})
+}
+
+// InputGrad computes sum_i sum_k −target[i,k]·log softmax(f(x_i))_k over the
+// n samples in Eval mode and writes its gradient with respect to x into grad.
+func (e *Evaluator) InputGrad(x []float32, n int, target []float32, grad []float32) (float64, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d, k := e.InputSize(), e.Classes()
+	if err := e.checkSizes(n, map[string][2]int{"x": {len(x), n * d}, "target": {len(target), n * k}, "grad": {len(grad), n * d}}); err != nil {
+		return 0, fmt.Errorf("evaluator input gradient: %w", err)
+	}
+	chunks := (n + e.batch - 1) / e.batch
+	if cap(e.losses) < chunks {
+		e.losses = make([]float64, chunks)
+	}
+	losses := e.losses[:chunks]
+	err := e.forChunks(n, func(wk *evalWorker, chunk, lo, hi int) error {
+		net, err := e.net(wk, PurposeInputGrad)
+		if err != nil {
+			return err
+		}
+		if hi-lo == e.batch {
+			losses[chunk], err = net.InputGrad(x[lo*d:hi*d], target[lo*k:hi*k], grad[lo*d:hi*d])
+			return err
+		}
+		wk.pad(e.batch, d, k)
+		copy(wk.padX, x[lo*d:hi*d])
+		clear(wk.padX[(hi-lo)*d:])
+		copy(wk.padTarget, target[lo*k:hi*k])
+		clear(wk.padTarget[(hi-lo)*k:])
+		if losses[chunk], err = net.InputGrad(wk.padX, wk.padTarget, wk.padGrad); err != nil {
+			return err
+		}
+		copy(grad[lo*d:hi*d], wk.padGrad)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	total := 0.0
+	for _, l := range losses {
+		total += l
+	}
+	return total, nil
+}
+
+// forChunks runs do for every chunk [lo,hi) of the n samples, chunk c on
+// worker c mod workers, workers in parallel; it returns the first error in
+// chunk order.
+func (e *Evaluator) forChunks(n int, do func(wk *evalWorker, chunk, lo, hi int) error) error {
+	chunks := (n + e.batch - 1) / e.batch
+	errs := make([]error, chunks)
+	var wg sync.WaitGroup
+	for w, wk := range e.workers {
+		if w >= chunks {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := w; c < chunks; c += len(e.workers) {
+				lo, hi := c*e.batch, min((c+1)*e.batch, n)
+				errs[c] = do(wk, c, lo, hi)
+			}
+		}()
+	}
+	wg.Wait()
+	for c, err := range errs {
+		if err != nil {
+			return fmt.Errorf("chunk %d: %w", c, err)
+		}
+	}
+	return nil
+}
+
+// net returns the worker's Net for purpose, built on first use and carrying
+// the current weights.
+func (e *Evaluator) net(wk *evalWorker, purpose Purpose) (*Net, error) {
+	slot, ver := &wk.logits, &wk.logitsVer
+	if purpose == PurposeInputGrad {
+		slot, ver = &wk.inputGrad, &wk.inputGradVer
+	}
+	if *slot == nil {
+		n, err := NewNet(e.weights, e.batch, purpose, NetOptions{Mode: Eval})
+		if err != nil {
+			return nil, err
+		}
+		*slot, *ver = n, e.version
+		return n, nil
+	}
+	if *ver != e.version {
+		if err := (*slot).SetWeights(e.weights); err != nil {
+			return nil, err
+		}
+		*ver = e.version
+	}
+	return *slot, nil
+}
+
+func (e *Evaluator) checkSizes(n int, sizes map[string][2]int) error {
+	if n < 0 {
+		return fmt.Errorf("negative sample count %d", n)
+	}
+	for _, name := range []string{"x", "target", "out", "grad"} {
+		if s, ok := sizes[name]; ok && s[0] != s[1] {
+			return fmt.Errorf("%s has %d values, want %d for %d samples", name, s[0], s[1], n)
+		}
+	}
+	return nil
+}
+
+// pad allocates the worker's padding buffers once.
+func (wk *evalWorker) pad(batch, d, k int) {
+	if wk.padX == nil {
+		wk.padX = make([]float32, batch*d)
+		wk.padGrad = make([]float32, batch*d)
+		wk.padTarget = make([]float32, batch*k)
+		wk.padOut = make([]float32, batch*k)
+	}
+}
+
+// sameLayout reports whether a and b have the same parameter names and shapes.
+func sameLayout(a, b *Weights) bool {
+	if len(a.Params) != len(b.Params) {
+		return false
+	}
+	for i, p := range a.Params {
+		q := b.Params[i]
+		if p.Name != q.Name || len(p.Shape) != len(q.Shape) {
+			return false
+		}
+		for j := range p.Shape {
+			if p.Shape[j] != q.Shape[j] {
+				return false
+			}
+		}
+	}
+	return true
+}

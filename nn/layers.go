@@ -1,0 +1,363 @@
+package nn
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// This file builds the forward pass of each architecture as a gorgonia
+// expression graph from primitive, differentiable ops. BatchNorm is composed
+// from Sum/Square/Sqrt and broadcast ops rather than gorgonia's own
+// BatchNorm op, so that autodiff sees exactly PyTorch's formula (biased batch
+// variance in the normalisation, gradient through the batch statistics).
+
+// nchwChannelAxes are the axes a per-channel vector [C] is broadcast along to
+// meet an NCHW tensor.
+var nchwChannelAxes = []byte{0, 2, 3}
+
+// forwardBuilder adds forward passes of one architecture to a graph. Several
+// passes (clean and adversarial inputs in TRADES) share the same weight nodes.
+type forwardBuilder struct {
+	g     *G.ExprGraph
+	arch  Arch
+	mode  Mode
+	dtype tensor.Dtype
+	// param maps a state_dict name to its node. In Train mode the running
+	// statistics are absent: they are not read by the graph.
+	param map[string]*G.Node
+}
+
+// batchStats are the statistics one BatchNorm layer computed on one batch in
+// Train mode, read after the pass to update the running statistics.
+type batchStats struct {
+	layer    string  // e.g. "layer1.0.bn1"
+	mean     *G.Node // [C], biased batch mean
+	variance *G.Node // [C], biased batch variance
+	count    int     // N*H*W, the number of values per channel
+}
+
+// forwardPass is the output of one forward pass through the network.
+type forwardPass struct {
+	logits *G.Node      // [B,K]
+	stats  []batchStats // one per BatchNorm layer, in forward order (Train mode only)
+}
+
+// forward adds one pass of the network on x ([B,C,H,W]) to the graph.
+func (fb *forwardBuilder) forward(x *G.Node) (*forwardPass, error) {
+	pass := &forwardPass{}
+	var (
+		out *G.Node
+		err error
+	)
+	switch fb.arch.Kind {
+	case KindMLP:
+		out, err = fb.mlp(x)
+	case KindCNN:
+		out, err = fb.cnn(x)
+	case KindPreActResNet18:
+		out, err = fb.preActResNet18(x, pass)
+	default:
+		err = fmt.Errorf("unknown architecture kind %q", fb.arch.Kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("build %s forward pass: %w", fb.arch.Kind, err)
+	}
+	pass.logits = out
+	return pass, nil
+}
+
+func (fb *forwardBuilder) mlp(x *G.Node) (*G.Node, error) {
+	out, err := flatten(x)
+	if err != nil {
+		return nil, err
+	}
+	for i := range fb.arch.Hidden {
+		if out, err = fb.linear(out, fmt.Sprintf("layers.%d", i)); err != nil {
+			return nil, err
+		}
+		if out, err = G.Rectify(out); err != nil {
+			return nil, err
+		}
+	}
+	return fb.linear(out, "head")
+}
+
+func (fb *forwardBuilder) cnn(x *G.Node) (*G.Node, error) {
+	out := x
+	var err error
+	for i := range fb.arch.Channels {
+		name := fmt.Sprintf("convs.%d", i)
+		if out, err = fb.conv(out, name+".weight", 1, 1); err != nil {
+			return nil, err
+		}
+		if out, err = fb.addChannelBias(out, name+".bias"); err != nil {
+			return nil, err
+		}
+		if out, err = G.Rectify(out); err != nil {
+			return nil, err
+		}
+		if out, err = maxPool2(out); err != nil {
+			return nil, err
+		}
+	}
+	if out, err = flatten(out); err != nil {
+		return nil, err
+	}
+	for j := range fb.arch.Hidden {
+		if out, err = fb.linear(out, fmt.Sprintf("fcs.%d", j)); err != nil {
+			return nil, err
+		}
+		if out, err = G.Rectify(out); err != nil {
+			return nil, err
+		}
+	}
+	return fb.linear(out, "head")
+}
+
+func (fb *forwardBuilder) preActResNet18(x *G.Node, pass *forwardPass) (*G.Node, error) {
+	width := resNetWidth(fb.arch)
+	out, err := fb.conv(x, "conv1.weight", 1, 1)
+	if err != nil {
+		return nil, err
+	}
+	in := width
+	for l, st := range resNetStages(width) {
+		for b := range 2 {
+			stride := st.stride
+			if b == 1 {
+				stride = 1
+			}
+			name := fmt.Sprintf("layer%d.%d", l+1, b)
+			shortcut := stride != 1 || in != st.planes
+			if out, err = fb.preActBlock(out, name, stride, shortcut, pass); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			in = st.planes
+		}
+	}
+	if out, err = fb.batchNorm(out, "bn", pass); err != nil {
+		return nil, err
+	}
+	if out, err = G.Rectify(out); err != nil {
+		return nil, err
+	}
+	if out, err = avgPool4(out); err != nil {
+		return nil, err
+	}
+	return fb.linear(out, "linear")
+}
+
+// preActBlock is PreActBlock.forward of the reference:
+// out = relu(bn1(x)); sc = shortcut(out) or x; out = conv1(out);
+// out = conv2(relu(bn2(out))); return out + sc.
+func (fb *forwardBuilder) preActBlock(x *G.Node, name string, stride int, hasShortcut bool, pass *forwardPass) (*G.Node, error) {
+	out, err := fb.batchNorm(x, name+".bn1", pass)
+	if err != nil {
+		return nil, err
+	}
+	if out, err = G.Rectify(out); err != nil {
+		return nil, err
+	}
+	shortcut := x
+	if hasShortcut {
+		if shortcut, err = fb.conv(out, name+".shortcut.0.weight", stride, 0); err != nil {
+			return nil, err
+		}
+	}
+	if out, err = fb.conv(out, name+".conv1.weight", stride, 1); err != nil {
+		return nil, err
+	}
+	if out, err = fb.batchNorm(out, name+".bn2", pass); err != nil {
+		return nil, err
+	}
+	if out, err = G.Rectify(out); err != nil {
+		return nil, err
+	}
+	if out, err = fb.conv(out, name+".conv2.weight", 1, 1); err != nil {
+		return nil, err
+	}
+	return G.Add(out, shortcut)
+}
+
+// node returns the weight node called name.
+func (fb *forwardBuilder) node(name string) (*G.Node, error) {
+	n, ok := fb.param[name]
+	if !ok {
+		return nil, fmt.Errorf("no weight named %s in the graph", name)
+	}
+	return n, nil
+}
+
+// linear is torch.nn.Linear: x [B,in] · Wᵀ + b with W [out,in].
+func (fb *forwardBuilder) linear(x *G.Node, name string) (*G.Node, error) {
+	w, err := fb.node(name + ".weight")
+	if err != nil {
+		return nil, err
+	}
+	b, err := fb.node(name + ".bias")
+	if err != nil {
+		return nil, err
+	}
+	wt, err := G.Transpose(w)
+	if err != nil {
+		return nil, fmt.Errorf("%s: transpose weight: %w", name, err)
+	}
+	out, err := G.Mul(x, wt)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v · %v: %w", name, x.Shape(), wt.Shape(), err)
+	}
+	if out, err = G.BroadcastAdd(out, b, nil, []byte{0}); err != nil {
+		return nil, fmt.Errorf("%s: add bias: %w", name, err)
+	}
+	return out, nil
+}
+
+// conv is torch.nn.Conv2d without bias: square kernel taken from the weight
+// [out,in,k,k], the given stride and zero padding on every side.
+func (fb *forwardBuilder) conv(x *G.Node, weightName string, stride, pad int) (*G.Node, error) {
+	w, err := fb.node(weightName)
+	if err != nil {
+		return nil, err
+	}
+	k := w.Shape()[2]
+	out, err := G.Conv2d(x, w, tensor.Shape{k, k}, []int{pad, pad}, []int{stride, stride}, []int{1, 1})
+	if err != nil {
+		return nil, fmt.Errorf("%s on input %v: %w", weightName, x.Shape(), err)
+	}
+	return out, nil
+}
+
+// addChannelBias adds a per-channel bias [C] to an NCHW tensor.
+func (fb *forwardBuilder) addChannelBias(x *G.Node, name string) (*G.Node, error) {
+	b, err := fb.node(name)
+	if err != nil {
+		return nil, err
+	}
+	out, err := G.BroadcastAdd(x, b, nil, nchwChannelAxes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return out, nil
+}
+
+// batchNorm is torch.nn.BatchNorm2d(eps=1e-5). In Train mode it normalises
+// with the biased batch statistics (gradient flows through them) and records
+// them in pass for the running-statistics update; in Eval mode it uses the
+// running statistics, which are constants of the graph.
+func (fb *forwardBuilder) batchNorm(x *G.Node, name string, pass *forwardPass) (*G.Node, error) {
+	gamma, err := fb.node(name + ".weight")
+	if err != nil {
+		return nil, err
+	}
+	beta, err := fb.node(name + ".bias")
+	if err != nil {
+		return nil, err
+	}
+	eps := scalarConst(fb.dtype, batchNormEps)
+	var centred, variance *G.Node
+	if fb.mode == Train {
+		mean, err := meanOverAxes(x, fb.dtype, 0, 2, 3)
+		if err != nil {
+			return nil, fmt.Errorf("%s: batch mean: %w", name, err)
+		}
+		if centred, err = G.BroadcastSub(x, mean, nil, nchwChannelAxes); err != nil {
+			return nil, fmt.Errorf("%s: centre: %w", name, err)
+		}
+		sq, err := G.Square(centred)
+		if err != nil {
+			return nil, err
+		}
+		if variance, err = meanOverAxes(sq, fb.dtype, 0, 2, 3); err != nil {
+			return nil, fmt.Errorf("%s: batch variance: %w", name, err)
+		}
+		s := x.Shape()
+		pass.stats = append(pass.stats, batchStats{layer: name, mean: mean, variance: variance, count: s[0] * s[2] * s[3]})
+	} else {
+		mean, err := fb.node(name + ".running_mean")
+		if err != nil {
+			return nil, err
+		}
+		if variance, err = fb.node(name + ".running_var"); err != nil {
+			return nil, err
+		}
+		if centred, err = G.BroadcastSub(x, mean, nil, nchwChannelAxes); err != nil {
+			return nil, fmt.Errorf("%s: centre: %w", name, err)
+		}
+	}
+	ve, err := G.Add(variance, eps)
+	if err != nil {
+		return nil, err
+	}
+	// gamma / sqrt(var+eps): gorgonia v0.9.18's InverseSqrt has a wrong
+	// derivative, Sqrt and HadamardDiv are right.
+	std, err := G.Sqrt(ve)
+	if err != nil {
+		return nil, err
+	}
+	scale, err := G.HadamardDiv(gamma, std)
+	if err != nil {
+		return nil, err
+	}
+	out, err := G.BroadcastHadamardProd(centred, scale, nil, nchwChannelAxes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: scale: %w", name, err)
+	}
+	if out, err = G.BroadcastAdd(out, beta, nil, nchwChannelAxes); err != nil {
+		return nil, fmt.Errorf("%s: shift: %w", name, err)
+	}
+	return out, nil
+}
+
+// flatten is x.flatten(1): [B, ...] -> [B, prod(...)] in row-major order.
+func flatten(x *G.Node) (*G.Node, error) {
+	s := x.Shape()
+	if s.Dims() == 2 {
+		return x, nil
+	}
+	return G.Reshape(x, tensor.Shape{s[0], s.TotalSize() / s[0]})
+}
+
+// maxPool2 is nn.MaxPool2d(2): 2x2 windows, stride 2, no padding, floor.
+func maxPool2(x *G.Node) (*G.Node, error) {
+	return G.MaxPool2D(x, tensor.Shape{2, 2}, []int{0, 0}, []int{2, 2})
+}
+
+// avgPool4 is F.avg_pool2d(x, 4) followed by flatten, for maps of side 4 to
+// 7 (checked by the architecture validation), where the pooling reads only
+// the top-left 4x4 window: the output is [B,C].
+func avgPool4(x *G.Node) (*G.Node, error) {
+	s := x.Shape()
+	var err error
+	if s[2] != resNetPoolWindow || s[3] != resNetPoolWindow {
+		if x, err = G.Slice(x, nil, nil, G.S(0, resNetPoolWindow), G.S(0, resNetPoolWindow)); err != nil {
+			return nil, fmt.Errorf("avg_pool2d window of %v: %w", s, err)
+		}
+	}
+	return meanOverAxes(x, x.Dtype(), 2, 3)
+}
+
+// meanOverAxes averages x over the given axes (ascending). gorgonia v0.9.18
+// differentiates a Sum over several axes at once wrongly, so the axes are
+// summed one at a time, from the last, and divided by a constant count.
+func meanOverAxes(x *G.Node, dt tensor.Dtype, axes ...int) (*G.Node, error) {
+	count := 1
+	out := x
+	var err error
+	for i := len(axes) - 1; i >= 0; i-- {
+		count *= x.Shape()[axes[i]]
+		if out, err = G.Sum(out, axes[i]); err != nil {
+			return nil, fmt.Errorf("sum over axis %d of %v: %w", axes[i], x.Shape(), err)
+		}
+	}
+	return G.HadamardDiv(out, scalarConst(dt, float64(count)))
+}
+
+// scalarConst is a constant scalar node of the given dtype.
+func scalarConst(dt tensor.Dtype, v float64) *G.Node {
+	if dt == tensor.Float32 {
+		return G.NewConstant(float32(v))
+	}
+	return G.NewConstant(v)
+}

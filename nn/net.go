@@ -1,0 +1,486 @@
+package nn
+
+import (
+	"fmt"
+	"slices"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Purpose selects what a Net's graph computes. Each purpose is a separate
+// compiled graph, built once and reused for every batch.
+type Purpose int
+
+const (
+	// PurposeLogits computes the logits only.
+	PurposeLogits Purpose = iota
+	// PurposeInputGrad computes an attack loss (NetOptions.Loss, summed over
+	// the batch) and its gradient with respect to the input. Eval mode only.
+	PurposeInputGrad
+	// PurposeTrain computes mean_i softCE(f(x_i), T_i) and its gradient with
+	// respect to every trainable parameter.
+	PurposeTrain
+	// PurposeTrainTRADES computes mean_i softCE(f(x_i), T_i) +
+	// beta·mean_i KL(softmax f(x_i) ‖ softmax f(x'_i)) with both forward passes
+	// in one graph sharing the weights, gradients flowing through both (as in
+	// the TRADES reference), and its gradient for every trainable parameter.
+	PurposeTrainTRADES
+)
+
+// String names the purpose for error messages.
+func (p Purpose) String() string {
+	switch p {
+	case PurposeLogits:
+		return "logits"
+	case PurposeInputGrad:
+		return "input-grad"
+	case PurposeTrain:
+		return "train"
+	case PurposeTrainTRADES:
+		return "train-trades"
+	default:
+		return fmt.Sprintf("purpose(%d)", int(p))
+	}
+}
+
+// LossKind selects the loss a PurposeInputGrad net differentiates. Attack
+// losses beyond soft-target cross-entropy (CW margin, DLR) are added here.
+type LossKind int
+
+const (
+	// LossSoftCE is sum_i sum_k −T[i,k]·log softmax(f(x_i))_k. With one-hot T it
+	// is the PGD/FGSM cross-entropy; with T = softmax(f(x_clean)) its input
+	// gradient equals that of the TRADES attack's KL(p_clean ‖ p(x')).
+	LossSoftCE LossKind = iota
+)
+
+// NetOptions configures a Net. The zero value is Eval mode, float32,
+// soft-target cross-entropy.
+type NetOptions struct {
+	Mode  Mode
+	Dtype tensor.Dtype // tensor.Float32 (default) or tensor.Float64 (gradient tests)
+	Loss  LossKind     // PurposeInputGrad only
+
+	// withInputGrads makes training nets also differentiate the loss with
+	// respect to x (and x_adv), for the gradient tests.
+	withInputGrads bool
+}
+
+// Net is one compiled gorgonia graph and TapeMachine for a fixed model,
+// batch size, purpose, mode and dtype. It owns private copies of the weights
+// (gorgonia machines sharing weight tensors crash), so several Nets can run
+// concurrently. A Net is not safe for concurrent use by several goroutines.
+type Net struct {
+	arch    Arch
+	batch   int
+	purpose Purpose
+	opts    NetOptions
+	specs   []paramSpec
+
+	// values holds every state_dict entry, aligned with Weights.Params;
+	// num_batches_tracked is a one-element tensor outside the graph.
+	values []*tensor.Dense
+	nodes  []*G.Node // graph node of values[i], nil when the graph does not read it
+
+	g  *G.ExprGraph
+	vm G.VM
+
+	x, xAdv, target, beta *G.Node
+	xT, xAdvT, targetT    *tensor.Dense
+
+	logits *G.Node
+	loss   *G.Node
+	grads  []*G.Node // aligned with values; nil for buffers and when not training
+	xGrad  *G.Node
+	// xAdvGrad is d loss/d x_adv (training nets built withInputGrads only).
+	xAdvGrad *G.Node
+
+	// statUpdates lists the batch statistics applied, in order, to the
+	// running statistics after each Train-mode pass.
+	statUpdates []batchStats
+	bnIndex     map[string]bnParams
+
+	gradBuf [][]float32
+}
+
+// bnParams are the positions in values of one BatchNorm layer's buffers.
+type bnParams struct {
+	mean, variance, count int
+}
+
+// NewNet compiles a graph for w's architecture and batch samples per run,
+// and copies w into the Net's private weights.
+func NewNet(w *Weights, batch int, purpose Purpose, opts NetOptions) (*Net, error) {
+	if err := w.Validate(); err != nil {
+		return nil, fmt.Errorf("new %s net: %w", purpose, err)
+	}
+	if batch < 1 {
+		return nil, fmt.Errorf("new %s net: batch size must be positive, got %d", purpose, batch)
+	}
+	if opts.Dtype == (tensor.Dtype{}) {
+		opts.Dtype = tensor.Float32
+	}
+	if opts.Dtype != tensor.Float32 && opts.Dtype != tensor.Float64 {
+		return nil, fmt.Errorf("new %s net: dtype must be float32 or float64, got %v", purpose, opts.Dtype)
+	}
+	if opts.Mode != Eval && opts.Mode != Train {
+		return nil, fmt.Errorf("new %s net: unknown mode %d", purpose, opts.Mode)
+	}
+	switch purpose {
+	case PurposeLogits, PurposeTrain, PurposeTrainTRADES:
+	case PurposeInputGrad:
+		if opts.Mode != Eval {
+			return nil, fmt.Errorf("new %s net: input gradients are computed in Eval mode only", purpose)
+		}
+		if opts.Loss != LossSoftCE {
+			return nil, fmt.Errorf("new %s net: unknown loss kind %d", purpose, opts.Loss)
+		}
+	default:
+		return nil, fmt.Errorf("new net: unknown purpose %d", purpose)
+	}
+	specs, err := paramSpecs(w.Arch)
+	if err != nil {
+		return nil, err
+	}
+	n := &Net{arch: cloneArch(w.Arch), batch: batch, purpose: purpose, opts: opts, specs: specs, bnIndex: map[string]bnParams{}}
+	if err := n.build(); err != nil {
+		return nil, fmt.Errorf("new %s net for %s: %w", purpose, w.Arch.Kind, err)
+	}
+	if err := n.SetWeights(w); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Batch is the number of samples the Net processes per run.
+func (n *Net) Batch() int { return n.batch }
+
+// Classes is the number of logits per sample.
+func (n *Net) Classes() int { return n.arch.Classes }
+
+// InputSize is the number of scalars per input sample.
+func (n *Net) InputSize() int { return n.arch.InputSize() }
+
+// SetWeights copies w (parameters and BatchNorm buffers) into the Net's
+// private tensors. w must have the Net's architecture.
+func (n *Net) SetWeights(w *Weights) error {
+	if err := n.checkWeights(w); err != nil {
+		return err
+	}
+	for i, p := range w.Params {
+		copyIntoDense(n.values[i], p.Data)
+	}
+	return nil
+}
+
+// Weights reads the Net's private state back (parameters and BatchNorm
+// buffers, including running statistics updated by Train-mode passes).
+func (n *Net) Weights() *Weights {
+	w := &Weights{Arch: cloneArch(n.arch), Params: make([]*Param, len(n.specs))}
+	for i, s := range n.specs {
+		p := &Param{Name: s.name, Shape: slices.Clone(s.shape), Data: make([]float32, s.numel()), Buffer: s.role.isBuffer()}
+		copyFromDense(p.Data, n.values[i])
+		w.Params[i] = p
+	}
+	return w
+}
+
+// Logits runs the forward pass on x (Batch()*InputSize() values, row-major
+// NCHW) and writes Batch()*Classes() logits into out. In Train mode it uses
+// and updates the BatchNorm batch statistics like a PyTorch forward in
+// model.train().
+func (n *Net) Logits(x, out []float32) error {
+	return netLogits(n, x, out)
+}
+
+// InputGrad computes the attack loss summed over the batch (soft-target
+// cross-entropy against target, Batch()*Classes() values) and writes its
+// gradient with respect to x into grad (Batch()*InputSize() values). It needs
+// a PurposeInputGrad net.
+func (n *Net) InputGrad(x, target, grad []float32) (float64, error) {
+	return netInputGrad(n, x, target, grad)
+}
+
+// TrainStep computes mean_i softCE(f(x_i), target_i) and the gradients of
+// every trainable parameter (fresh each call, read them with Grads). It writes
+// the logits into logits when it is not nil. In Train mode the BatchNorm
+// running statistics are updated afterwards (momentum 0.1, unbiased batch
+// variance), as PyTorch does. It needs a PurposeTrain net.
+func (n *Net) TrainStep(x, target, logits []float32) (float64, error) {
+	return netTrainStep(n, x, nil, target, logits, 0)
+}
+
+// TrainStepTRADES computes mean_i softCE(f(x_i), target_i) + beta·mean_i
+// KL(softmax f(x_i) ‖ softmax f(xAdv_i)) and the gradients of every trainable
+// parameter; logits (if not nil) receives f(x). In Train mode the running
+// statistics are updated with the clean, adversarial and clean batch
+// statistics in turn: the TRADES reference runs model(x), model(x_adv),
+// model(x) in model.train(). It needs a PurposeTrainTRADES net.
+func (n *Net) TrainStepTRADES(x, xAdv, target, logits []float32, beta float64) (float64, error) {
+	return netTrainStep(n, x, xAdv, target, logits, beta)
+}
+
+// Grads returns the gradients of the last TrainStep, aligned with
+// Weights().Params, nil for buffers (and nil altogether for a net that does
+// not train). The slices are owned by the Net and are
+// overwritten by the next call to Grads.
+func (n *Net) Grads() [][]float32 {
+	if n.grads == nil {
+		return nil // not a training net
+	}
+	if n.gradBuf == nil {
+		n.gradBuf = make([][]float32, len(n.specs))
+		for i, s := range n.specs {
+			if n.grads[i] != nil {
+				n.gradBuf[i] = make([]float32, s.numel())
+			}
+		}
+	}
+	for i, g := range n.grads {
+		if g != nil && g.Value() != nil {
+			copyFromValue(n.gradBuf[i], g.Value())
+		}
+	}
+	return n.gradBuf
+}
+
+// build creates the graph, its inputs, loss, gradients and TapeMachine.
+func (n *Net) build() error {
+	dt := n.opts.Dtype
+	n.g = G.NewGraph()
+	n.values = make([]*tensor.Dense, len(n.specs))
+	n.nodes = make([]*G.Node, len(n.specs))
+	param := map[string]*G.Node{}
+	for i, s := range n.specs {
+		shape := s.shape
+		if s.role == roleBatchCount {
+			shape = []int{1}
+		}
+		n.values[i] = tensor.New(tensor.WithShape(shape...), tensor.Of(dt))
+		switch s.role {
+		case roleBatchCount:
+			layer := s.name[:len(s.name)-len(".num_batches_tracked")]
+			n.bnIndex[layer] = bnParams{mean: i - 2, variance: i - 1, count: i}
+			continue
+		case roleRunningMean, roleRunningVar:
+			if n.opts.Mode == Train {
+				continue
+			}
+		}
+		node := G.NewTensor(n.g, dt, len(shape), G.WithShape(shape...), G.WithName(s.name), G.WithValue(n.values[i]))
+		n.nodes[i] = node
+		param[s.name] = node
+	}
+
+	c, h, w := n.arch.Input[0], n.arch.Input[1], n.arch.Input[2]
+	k := n.arch.Classes
+	n.x, n.xT = n.newInput("x", n.batch, c, h, w)
+	fb := &forwardBuilder{g: n.g, arch: n.arch, mode: n.opts.Mode, dtype: dt, param: param}
+	clean, err := fb.forward(n.x)
+	if err != nil {
+		return err
+	}
+	n.logits = clean.logits
+	watch := []*G.Node{n.logits}
+
+	switch n.purpose {
+	case PurposeLogits:
+		n.statUpdates = clean.stats
+	case PurposeInputGrad:
+		n.target, n.targetT = n.newInput("target", n.batch, k)
+		if n.loss, err = softCrossEntropySum(clean.logits, n.target); err != nil {
+			return err
+		}
+		grads, err := G.Grad(n.loss, n.x)
+		if err != nil {
+			return fmt.Errorf("input gradient: %w", err)
+		}
+		n.xGrad = grads[0]
+		watch = append(watch, n.loss, n.xGrad)
+	case PurposeTrain, PurposeTrainTRADES:
+		n.target, n.targetT = n.newInput("target", n.batch, k)
+		ce, err := softCrossEntropySum(clean.logits, n.target)
+		if err != nil {
+			return err
+		}
+		if n.loss, err = G.HadamardDiv(ce, scalarConst(dt, float64(n.batch))); err != nil {
+			return err
+		}
+		n.statUpdates = clean.stats
+		if n.purpose == PurposeTrainTRADES {
+			n.xAdv, n.xAdvT = n.newInput("x_adv", n.batch, c, h, w)
+			adv, err := fb.forward(n.xAdv)
+			if err != nil {
+				return err
+			}
+			kl, err := klDivergenceSum(clean.logits, adv.logits)
+			if err != nil {
+				return err
+			}
+			n.beta = G.NewScalar(n.g, dt, G.WithName("beta"))
+			scaled, err := G.HadamardProd(n.beta, kl)
+			if err != nil {
+				return err
+			}
+			if scaled, err = G.HadamardDiv(scaled, scalarConst(dt, float64(n.batch))); err != nil {
+				return err
+			}
+			if n.loss, err = G.Add(n.loss, scaled); err != nil {
+				return err
+			}
+			n.statUpdates = append(append(slices.Clone(clean.stats), adv.stats...), clean.stats...)
+		}
+		var wrt []*G.Node
+		var idx []int
+		for i, s := range n.specs {
+			if !s.role.isBuffer() {
+				wrt = append(wrt, n.nodes[i])
+				idx = append(idx, i)
+			}
+		}
+		if n.opts.withInputGrads {
+			wrt = append(wrt, n.x)
+			if n.xAdv != nil {
+				wrt = append(wrt, n.xAdv)
+			}
+		}
+		grads, err := G.Grad(n.loss, wrt...)
+		if err != nil {
+			return fmt.Errorf("weight gradients: %w", err)
+		}
+		n.grads = make([]*G.Node, len(n.specs))
+		for j, i := range idx {
+			n.grads[i] = grads[j]
+		}
+		if n.opts.withInputGrads {
+			n.xGrad = grads[len(idx)]
+			if n.xAdv != nil {
+				n.xAdvGrad = grads[len(idx)+1]
+			}
+		}
+		watch = append(watch, n.loss)
+		watch = append(watch, grads...)
+	}
+	for _, st := range n.statUpdates {
+		watch = append(watch, st.mean, st.variance)
+	}
+	watchList := make([]any, len(watch))
+	for i, w := range watch {
+		watchList[i] = w
+	}
+	n.vm = G.NewTapeMachine(n.g, G.TraceExec(), G.WithWatchlist(watchList...))
+	return nil
+}
+
+// newInput adds an input node with a private backing tensor bound to it.
+func (n *Net) newInput(name string, shape ...int) (*G.Node, *tensor.Dense) {
+	t := tensor.New(tensor.WithShape(shape...), tensor.Of(n.opts.Dtype))
+	node := G.NewTensor(n.g, n.opts.Dtype, len(shape), G.WithShape(shape...), G.WithName(name), G.WithValue(t))
+	return node, t
+}
+
+// checkWeights reports whether w has exactly the Net's parameter layout.
+func (n *Net) checkWeights(w *Weights) error {
+	if err := w.Validate(); err != nil {
+		return err
+	}
+	if len(w.Params) != len(n.specs) {
+		return fmt.Errorf("weights have %d tensors, the net has %d", len(w.Params), len(n.specs))
+	}
+	for i, s := range n.specs {
+		if w.Params[i].Name != s.name || !slices.Equal(w.Params[i].Shape, s.shape) {
+			return fmt.Errorf("weight %d is %s%v, the net expects %s%v", i, w.Params[i].Name, w.Params[i].Shape, s.name, s.shape)
+		}
+	}
+	return nil
+}
+
+// run executes the compiled program once and applies the BatchNorm
+// running-statistics updates of a Train-mode pass.
+func (n *Net) run() error {
+	defer n.vm.Reset()
+	if err := n.vm.RunAll(); err != nil {
+		return fmt.Errorf("run %s graph: %w", n.purpose, err)
+	}
+	if n.opts.Mode == Train {
+		n.updateRunningStats()
+	}
+	return nil
+}
+
+// updateRunningStats applies PyTorch's BatchNorm2d running update for every
+// recorded batch: running = (1−m)·running + m·batch, with the unbiased
+// variance (count/(count−1)) for running_var, and num_batches_tracked += 1.
+func (n *Net) updateRunningStats() {
+	for _, st := range n.statUpdates {
+		idx := n.bnIndex[st.layer]
+		unbiased := 1.0
+		if st.count > 1 {
+			unbiased = float64(st.count) / float64(st.count-1)
+		}
+		switch rm := n.values[idx.mean].Data().(type) {
+		case []float32:
+			rv := n.values[idx.variance].Data().([]float32)
+			mean := valueData[float32](st.mean.Value())
+			variance := valueData[float32](st.variance.Value())
+			for c := range rm {
+				rm[c] = float32((1-batchNormMomentum)*float64(rm[c]) + batchNormMomentum*float64(mean[c]))
+				rv[c] = float32((1-batchNormMomentum)*float64(rv[c]) + batchNormMomentum*float64(variance[c])*unbiased)
+			}
+			n.values[idx.count].Data().([]float32)[0]++
+		case []float64:
+			rv := n.values[idx.variance].Data().([]float64)
+			mean := valueData[float64](st.mean.Value())
+			variance := valueData[float64](st.variance.Value())
+			for c := range rm {
+				rm[c] = (1-batchNormMomentum)*rm[c] + batchNormMomentum*mean[c]
+				rv[c] = (1-batchNormMomentum)*rv[c] + batchNormMomentum*variance[c]*unbiased
+			}
+			n.values[idx.count].Data().([]float64)[0]++
+		}
+	}
+}
+
+// softCrossEntropySum is sum_i sum_k −T[i,k]·log softmax(logits_i)_k.
+func softCrossEntropySum(logits, target *G.Node) (*G.Node, error) {
+	logp, err := G.LogSoftMax(logits, 1)
+	if err != nil {
+		return nil, fmt.Errorf("log-softmax: %w", err)
+	}
+	prod, err := G.HadamardProd(target, logp)
+	if err != nil {
+		return nil, fmt.Errorf("target · log-softmax: %w", err)
+	}
+	sum, err := G.Sum(prod)
+	if err != nil {
+		return nil, err
+	}
+	return G.Neg(sum)
+}
+
+// klDivergenceSum is sum_i KL(softmax(p_i) ‖ softmax(q_i)) for logits p and
+// q, differentiable in both.
+func klDivergenceSum(p, q *G.Node) (*G.Node, error) {
+	logP, err := G.LogSoftMax(p, 1)
+	if err != nil {
+		return nil, err
+	}
+	logQ, err := G.LogSoftMax(q, 1)
+	if err != nil {
+		return nil, err
+	}
+	probP, err := G.Exp(logP)
+	if err != nil {
+		return nil, err
+	}
+	diff, err := G.Sub(logP, logQ)
+	if err != nil {
+		return nil, err
+	}
+	prod, err := G.HadamardProd(probP, diff)
+	if err != nil {
+		return nil, err
+	}
+	return G.Sum(prod)
+}

@@ -1,0 +1,166 @@
+package nn
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// This file runs a compiled Net on caller slices. The functions are generic
+// over the caller's float type so that the float64 gradient tests drive the
+// very code the float32 production path uses.
+
+// float is the element type of caller-side slices.
+type float interface{ ~float32 | ~float64 }
+
+func netLogits[T float](n *Net, x, out []T) error {
+	if err := n.checkLen("x", len(x), n.batch*n.arch.InputSize()); err != nil {
+		return err
+	}
+	if err := n.checkLen("logits", len(out), n.batch*n.arch.Classes); err != nil {
+		return err
+	}
+	copyIntoDense(n.xT, x)
+	if err := n.run(); err != nil {
+		return err
+	}
+	copyFromValue(out, n.logits.Value())
+	return nil
+}
+
+func netInputGrad[T float](n *Net, x, target, grad []T) (float64, error) {
+	if n.purpose != PurposeInputGrad {
+		return 0, fmt.Errorf("InputGrad needs a %s net, this one is %s", PurposeInputGrad, n.purpose)
+	}
+	if err := n.checkLen("x", len(x), n.batch*n.arch.InputSize()); err != nil {
+		return 0, err
+	}
+	if err := n.checkLen("target", len(target), n.batch*n.arch.Classes); err != nil {
+		return 0, err
+	}
+	if err := n.checkLen("grad", len(grad), n.batch*n.arch.InputSize()); err != nil {
+		return 0, err
+	}
+	copyIntoDense(n.xT, x)
+	copyIntoDense(n.targetT, target)
+	if err := n.run(); err != nil {
+		return 0, err
+	}
+	copyFromValue(grad, n.xGrad.Value())
+	return scalarValue(n.loss.Value()), nil
+}
+
+// netTrainStep runs a PurposeTrain net (xAdv nil) or a PurposeTrainTRADES
+// net (xAdv and beta used).
+func netTrainStep[T float](n *Net, x, xAdv, target, logits []T, beta float64) (float64, error) {
+	want := PurposeTrain
+	if xAdv != nil {
+		want = PurposeTrainTRADES
+	}
+	if n.purpose != want {
+		return 0, fmt.Errorf("this step needs a %s net, this one is %s", want, n.purpose)
+	}
+	inSize := n.batch * n.arch.InputSize()
+	if err := n.checkLen("x", len(x), inSize); err != nil {
+		return 0, err
+	}
+	if err := n.checkLen("target", len(target), n.batch*n.arch.Classes); err != nil {
+		return 0, err
+	}
+	if logits != nil {
+		if err := n.checkLen("logits", len(logits), n.batch*n.arch.Classes); err != nil {
+			return 0, err
+		}
+	}
+	copyIntoDense(n.xT, x)
+	copyIntoDense(n.targetT, target)
+	if xAdv != nil {
+		if err := n.checkLen("x_adv", len(xAdv), inSize); err != nil {
+			return 0, err
+		}
+		copyIntoDense(n.xAdvT, xAdv)
+		var b G.Value = G.NewF64(beta)
+		if n.opts.Dtype == tensor.Float32 {
+			b = G.NewF32(float32(beta))
+		}
+		if err := G.Let(n.beta, b); err != nil {
+			return 0, fmt.Errorf("bind beta: %w", err)
+		}
+	}
+	if err := n.run(); err != nil {
+		return 0, err
+	}
+	if logits != nil {
+		copyFromValue(logits, n.logits.Value())
+	}
+	return scalarValue(n.loss.Value()), nil
+}
+
+func (n *Net) checkLen(what string, got, want int) error {
+	if got != want {
+		return fmt.Errorf("%s net (batch %d): %s has %d values, want %d", n.purpose, n.batch, what, got, want)
+	}
+	return nil
+}
+
+// copyIntoDense converts src into the backing slice of dst (same length).
+func copyIntoDense[T float](dst *tensor.Dense, src []T) {
+	switch d := dst.Data().(type) {
+	case []float32:
+		for i, v := range src {
+			d[i] = float32(v)
+		}
+	case []float64:
+		for i, v := range src {
+			d[i] = float64(v)
+		}
+	}
+}
+
+// copyFromDense converts the backing slice of src into dst (same length).
+func copyFromDense[T float](dst []T, src *tensor.Dense) {
+	copyFromData(dst, src.Data())
+}
+
+// copyFromValue converts a graph value into dst (same length).
+func copyFromValue[T float](dst []T, v G.Value) {
+	copyFromData(dst, v.Data())
+}
+
+func copyFromData[T float](dst []T, data any) {
+	switch s := data.(type) {
+	case []float32:
+		for i := range dst {
+			dst[i] = T(s[i])
+		}
+	case []float64:
+		for i := range dst {
+			dst[i] = T(s[i])
+		}
+	case float32:
+		dst[0] = T(s)
+	case float64:
+		dst[0] = T(s)
+	}
+}
+
+// valueData is the backing slice of a tensor value of element type T.
+func valueData[T float32 | float64](v G.Value) []T {
+	return v.Data().([]T)
+}
+
+// scalarValue reads a scalar graph value as float64.
+func scalarValue(v G.Value) float64 {
+	switch s := v.Data().(type) {
+	case float32:
+		return float64(s)
+	case float64:
+		return s
+	case []float32:
+		return float64(s[0])
+	case []float64:
+		return s[0]
+	}
+	return 0
+}
