@@ -23,6 +23,8 @@ import (
 	_ "github.com/sglr-pipe/sglr-pipe/stages/labelstats"
 	_ "github.com/sglr-pipe/sglr-pipe/stages/load"
 	_ "github.com/sglr-pipe/sglr-pipe/stages/noise"
+	_ "github.com/sglr-pipe/sglr-pipe/stages/refine"
+	_ "github.com/sglr-pipe/sglr-pipe/stages/train"
 )
 
 // version is the tool version; release builds set it with

@@ -1,0 +1,147 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/sglr-pipe/sglr-pipe/artifacts"
+	"github.com/sglr-pipe/sglr-pipe/stages"
+)
+
+// SummaryStage is the `best-final` stage: one row per gathered training
+// curve with the best and final validation accuracies and their difference,
+// the paper's Best / Final / Diff reporting.
+type SummaryStage struct{}
+
+func init() { stages.Builtin.Register(SummaryStage{}) }
+
+// Spec declares the stage: gathered curves in, one table out.
+func (SummaryStage) Spec() stages.Spec {
+	return stages.Spec{
+		Name:    "best-final",
+		Version: "1",
+		Doc: "One row per training curve: its matrix tags, epochs, best_epoch (highest val_robust_acc, earlier on ties), " +
+			"best and final val_robust_acc and val_clean_acc, and diff = best − final robust accuracy.",
+		Inputs: []stages.Port{{Name: "curves", Kind: artifacts.KindCurve, Multi: true,
+			Doc: "training curves, usually gathered with train.curve[]"}},
+		Outputs: []stages.Port{{Name: "table", Kind: artifacts.KindTable, Doc: "one row per curve"}},
+	}
+}
+
+// Run reads the curves and writes the table.
+func (SummaryStage) Run(ctx context.Context, env *stages.Env) error {
+	curves, tags, err := env.ReadCurves("curves")
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	table, err := BestFinal(curves, tags)
+	if err != nil {
+		return fmt.Errorf("%s: %w", env.Instance, err)
+	}
+	if err := env.WriteTable("table", table); err != nil {
+		return err
+	}
+	env.Report("rows", len(curves))
+	return nil
+}
+
+// summaryColumns are the value columns of a best-final table, in order.
+var summaryColumns = []string{"epochs", "best_epoch", "best_val_robust_acc", "final_val_robust_acc", "diff",
+	"best_val_clean_acc", "final_val_clean_acc"}
+
+// BestFinal summarises curves (tags[i] the matrix tags of curves[i], nil
+// allowed): one string column per tag axis (sorted), then epochs, best_epoch,
+// best_val_robust_acc, final_val_robust_acc, diff, best_val_clean_acc,
+// final_val_clean_acc. Only validated epochs (val_robust_acc not NaN) count;
+// "final" is the last of them, which train always validates.
+func BestFinal(curves []*artifacts.Table, tags []map[string]string) (*artifacts.Table, error) {
+	if tags != nil && len(tags) != len(curves) {
+		return nil, fmt.Errorf("%d curves but %d tag sets", len(curves), len(tags))
+	}
+	var axes []string
+	for _, tg := range tags {
+		for axis := range tg {
+			if slices.Contains(summaryColumns, axis) {
+				return nil, fmt.Errorf("matrix axis %q clashes with the best-final column of that name: rename the axis", axis)
+			}
+			if !slices.Contains(axes, axis) {
+				axes = append(axes, axis)
+			}
+		}
+	}
+	slices.Sort(axes)
+	rows := len(curves)
+	t := &artifacts.Table{Meta: map[string]string{"sglr.table": "best-final"}}
+	for _, axis := range axes {
+		col := artifacts.Column{Name: axis, Strings: make([]string, rows)}
+		for i := range rows {
+			if tags != nil {
+				col.Strings[i] = tags[i][axis]
+			}
+		}
+		t.Columns = append(t.Columns, col)
+	}
+	epochs := artifacts.Column{Name: "epochs", Ints: make([]int64, rows)}
+	bestEpoch := artifacts.Column{Name: "best_epoch", Ints: make([]int64, rows)}
+	floats := make([]artifacts.Column, 5)
+	for j, name := range summaryColumns[2:] {
+		floats[j] = artifacts.Column{Name: name, Floats: make([]float64, rows)}
+	}
+	for i, c := range curves {
+		s, err := summarise(c)
+		if err != nil {
+			return nil, fmt.Errorf("curve %d (tags %v): %w", i+1, tagsOf(tags, i), err)
+		}
+		epochs.Ints[i], bestEpoch.Ints[i] = s.epochs, s.bestEpoch
+		for j, v := range []float64{s.bestRobust, s.finalRobust, s.bestRobust - s.finalRobust, s.bestClean, s.finalClean} {
+			floats[j].Floats[i] = v
+		}
+	}
+	t.Columns = append(t.Columns, epochs, bestEpoch)
+	t.Columns = append(t.Columns, floats...)
+	return t, nil
+}
+
+// curveSummary is the best and final validated epochs of one curve.
+type curveSummary struct {
+	epochs, bestEpoch       int64
+	bestRobust, finalRobust float64
+	bestClean, finalClean   float64
+}
+
+func summarise(c *artifacts.Table) (curveSummary, error) {
+	epoch := c.Column(artifacts.ColEpoch)
+	robust, clean := c.Column(ColValRobustAcc), c.Column(ColValCleanAcc)
+	if epoch == nil || epoch.Ints == nil || robust == nil || robust.Floats == nil || clean == nil || clean.Floats == nil {
+		return curveSummary{}, fmt.Errorf("not a train curve: want int64 %q and float64 %q, %q columns",
+			artifacts.ColEpoch, ColValRobustAcc, ColValCleanAcc)
+	}
+	s := curveSummary{epochs: int64(len(epoch.Ints)), bestRobust: math.Inf(-1)}
+	found := false
+	for i, r := range robust.Floats {
+		if math.IsNaN(r) {
+			continue
+		}
+		found = true
+		if r > s.bestRobust {
+			s.bestEpoch, s.bestRobust, s.bestClean = epoch.Ints[i], r, clean.Floats[i]
+		}
+		s.finalRobust, s.finalClean = r, clean.Floats[i]
+	}
+	if !found {
+		return s, fmt.Errorf("no validated epoch (every val_robust_acc is NaN)")
+	}
+	return s, nil
+}
+
+func tagsOf(tags []map[string]string, i int) map[string]string {
+	if tags == nil {
+		return nil
+	}
+	return tags[i]
+}
