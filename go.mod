@@ -23,6 +23,7 @@ require (
 	github.com/vbauerster/cupwriter v0.0.5 // indirect
 	golang.org/x/sync v0.13.0 // indirect
 	golang.org/x/text v0.22.0 // indirect
+	gonum.org/v1/netlib v0.0.0-20220323200511-14de99971b2d // indirect
 )
 
 require (
