@@ -45,3 +45,27 @@ func TestReadmeDocumentsEveryStage(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmePipelinesAreValid plans every complete pipeline (a ```yaml block
+// with a `stages:` key) shown in the README, so its examples cannot rot.
+func TestReadmePipelinesAreValid(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := 0
+	for i, block := range strings.Split(string(readme), "```yaml\n")[1:] {
+		src, _, ok := strings.Cut(block, "```")
+		if !ok || !strings.Contains(src, "\nstages:") {
+			continue
+		}
+		blocks++
+		dir, file := writePipeline(t, src)
+		if r := sglr(t, dir, "plan", file); r.code != 0 {
+			t.Errorf("README yaml block %d does not plan (exit %d):\n%s\n%s", i+1, r.code, r.stderr, src)
+		}
+	}
+	if blocks == 0 {
+		t.Error("found no pipeline in README.md")
+	}
+}
