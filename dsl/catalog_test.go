@@ -62,6 +62,15 @@ var catalog = testCatalog{
 		Outputs: []PortSchema{{Name: "metrics", Kind: "table"}},
 		Params:  []ParamSchema{{Name: "attacks", Type: "list", Default: []string{"clean"}}},
 	},
+	"finetune": {
+		Inputs:  []PortSchema{{Name: "train", Kind: "dataset"}},
+		Outputs: []PortSchema{{Name: "best", Kind: "model"}, {Name: "final", Kind: "model"}},
+		Params:  []ParamSchema{{Name: "labels", Type: "string", Default: "hard"}},
+	},
+	"compare": {
+		Inputs:  []PortSchema{{Name: "models", Kind: "model", Multi: true}, {Name: "dataset", Kind: "dataset"}},
+		Outputs: []PortSchema{{Name: "metrics", Kind: "table"}},
+	},
 	"report": {
 		Inputs:  []PortSchema{{Name: "rows", Kind: "table", Multi: true}},
 		Outputs: []PortSchema{{Name: "table", Kind: "table"}},

@@ -20,7 +20,8 @@ type Lister interface {
 //
 // A declaration varies over the matrix axes it names in `with` plus the axes
 // of its single inputs (x.out); gathered inputs (x.out[]) do not propagate
-// axes. Its instances are the distinct projections of the matrix
+// axes. A port given a list of references reads each as if it were given
+// alone, and its edges are the concatenation in list order. Its instances are the distinct projections of the matrix
 // combinations onto its axes, in combination order.
 func Expand(spec *Spec, cat Catalog) (*Expansion, Diagnostics) {
 	if spec == nil {
@@ -89,15 +90,28 @@ func (x *expander) paramAt(d *StageDecl, name string) valueAt {
 	return valueAt{key: d.Pos, keyLen: 1, val: d.Pos, valLen: 1}
 }
 
+// inputAt is where port's key and whole value are written.
 func (x *expander) inputAt(d *StageDecl, port string) valueAt {
 	if at, ok := d.at.inputs[port]; ok {
 		return at
 	}
-	ref := d.Inputs[port]
-	if ref.Pos.File == "" {
-		ref.Pos = d.Pos
+	pos := d.Pos
+	if refs := d.Inputs[port]; len(refs) > 0 && refs[0].Pos.File != "" {
+		pos = refs[0].Pos
 	}
-	return valueAt{key: ref.Pos, keyLen: 1, val: ref.Pos, valLen: 1}
+	return valueAt{key: pos, keyLen: 1, val: pos, valLen: 1}
+}
+
+// refAt is where port's key and its i-th reference are written.
+func (x *expander) refAt(d *StageDecl, port string, i int) valueAt {
+	if places := d.at.refs[port]; i < len(places) {
+		return places[i]
+	}
+	at := x.inputAt(d, port)
+	if ref := d.Inputs[port][i]; ref.Pos.File != "" {
+		at.val, at.valLen = ref.Pos, 1
+	}
+	return at
 }
 
 func (x *expander) declKeyLen(d *StageDecl) int { return len([]rune(d.ID)) }
@@ -293,12 +307,13 @@ func (x *expander) valueIndex(axis int, label string, value any) int {
 
 func comboKey(c []int) string { return fmt.Sprint(c) }
 
-// checkInputs checks every input against both ends' schemas.
+// checkInputs checks every input against both ends' schemas, each
+// reference of a list on its own.
 func (x *expander) checkInputs() {
 	for _, d := range x.spec.Stages {
 		schema := x.schemas[d.ID]
 		for _, port := range slices.Sorted(maps.Keys(d.Inputs)) {
-			ref := d.Inputs[port]
+			refs := d.Inputs[port]
 			at := x.inputAt(d, port)
 			var in *PortSchema
 			if schema != nil {
@@ -307,28 +322,15 @@ func (x *expander) checkInputs() {
 					x.diags.add(at.key, at.keyLen, portHint(port, schema.Inputs, "input"), "unknown input port %q for %s", port, stageName(d.ID, d))
 				}
 			}
-			producer, ok := x.decls[ref.Stage]
-			if !ok {
-				x.diags.add(at.val, at.valLen, didYouMean(ref.Stage, slices.Sorted(maps.Keys(x.decls))), "input %q of %s reads from unknown stage %q", port, stageName(d.ID, d), ref.Stage)
-				continue
+			listed := d.at.listed[port] || len(refs) > 1
+			switch {
+			case len(refs) == 0:
+				x.diags.add(at.val, at.valLen, "list at least one STAGE.OUTPUT, or remove the input", "input %q of %s: the list of references is empty", port, stageName(d.ID, d))
+			case listed && in != nil && !in.Multi:
+				x.diags.add(at.val, at.valLen, fmt.Sprintf("give one STAGE.OUTPUT of kind %s", in.Kind), "input %q takes one artifact; a list needs a port that accepts many (multi)", port)
 			}
-			pschema := x.schemas[producer.ID]
-			if pschema == nil {
-				continue
-			}
-			out := findPort(pschema.Outputs, ref.Output)
-			if out == nil {
-				x.diags.add(at.val, at.valLen, portHint(ref.Output, pschema.Outputs, "output"), "%s has no output %q", stageName(producer.ID, producer), ref.Output)
-				continue
-			}
-			if in == nil {
-				continue
-			}
-			if in.Kind != "" && out.Kind != "" && in.Kind != out.Kind {
-				x.diags.add(at.val, at.valLen, "", "kind mismatch: %s.%s is a %s, but input %q of %s wants a %s", ref.Stage, ref.Output, out.Kind, port, stageName(d.ID, d), in.Kind)
-			}
-			if ref.Gather && !in.Multi {
-				x.diags.add(at.val, at.valLen, fmt.Sprintf("write %s.%s to read the one instance that matches each %s instance", ref.Stage, ref.Output, d.ID), "input %q of %s takes a single %s; %s.%s[] gathers several", port, stageName(d.ID, d), in.Kind, ref.Stage, ref.Output)
+			for i, ref := range refs {
+				x.checkRef(d, port, ref, x.refAt(d, port, i), in, listed)
 			}
 		}
 		if schema == nil {
@@ -339,6 +341,34 @@ func (x *expander) checkInputs() {
 				x.diags.add(d.Pos, x.declKeyLen(d), fmt.Sprintf("add inputs: {%s: STAGE.OUTPUT} with an output of kind %s", p.Name, p.Kind), "missing required input %q for %s", p.Name, stageName(d.ID, d))
 			}
 		}
+	}
+}
+
+// checkRef checks one reference of d's input port, written at at, against
+// the producer's outputs and, when in is known, the input port's schema.
+func (x *expander) checkRef(d *StageDecl, port string, ref InputRef, at valueAt, in *PortSchema, listed bool) {
+	producer, ok := x.decls[ref.Stage]
+	if !ok {
+		x.diags.add(at.val, at.valLen, didYouMean(ref.Stage, slices.Sorted(maps.Keys(x.decls))), "input %q of %s reads from unknown stage %q", port, stageName(d.ID, d), ref.Stage)
+		return
+	}
+	pschema := x.schemas[producer.ID]
+	if pschema == nil {
+		return
+	}
+	out := findPort(pschema.Outputs, ref.Output)
+	if out == nil {
+		x.diags.add(at.val, at.valLen, portHint(ref.Output, pschema.Outputs, "output"), "%s has no output %q", stageName(producer.ID, producer), ref.Output)
+		return
+	}
+	if in == nil {
+		return
+	}
+	if in.Kind != "" && out.Kind != "" && in.Kind != out.Kind {
+		x.diags.add(at.val, at.valLen, "", "kind mismatch: %s.%s is a %s, but input %q of %s wants a %s", ref.Stage, ref.Output, out.Kind, port, stageName(d.ID, d), in.Kind)
+	}
+	if ref.Gather && !in.Multi && !listed { // a list into a single port is reported once, at the list
+		x.diags.add(at.val, at.valLen, fmt.Sprintf("write %s.%s to read the one instance that matches each %s instance", ref.Stage, ref.Output, d.ID), "input %q of %s takes a single %s; %s.%s[] gathers several", port, stageName(d.ID, d), in.Kind, ref.Stage, ref.Output)
 	}
 }
 
@@ -369,9 +399,11 @@ func portHint(name string, ports []PortSchema, what string) string {
 // producers returns the ids of the declarations d reads from, sorted.
 func (x *expander) producers(d *StageDecl) []string {
 	set := map[string]bool{}
-	for _, ref := range d.Inputs {
-		if _, ok := x.decls[ref.Stage]; ok {
-			set[ref.Stage] = true
+	for _, refs := range d.Inputs {
+		for _, ref := range refs {
+			if _, ok := x.decls[ref.Stage]; ok {
+				set[ref.Stage] = true
+			}
 		}
 	}
 	return slices.Sorted(maps.Keys(set))
@@ -434,26 +466,27 @@ func (x *expander) reportCycles(done []bool, index map[string]int) {
 		state[index[d.ID]] = onStack
 		stack = append(stack, d.ID)
 		for _, port := range slices.Sorted(maps.Keys(d.Inputs)) {
-			ref := d.Inputs[port]
-			p, ok := x.decls[ref.Stage]
-			if !ok || done[index[p.ID]] {
-				continue
-			}
-			switch state[index[p.ID]] {
-			case unvisited:
-				visit(p)
-			case onStack:
-				start := len(stack) - 1
-				for stack[start] != p.ID {
-					start--
+			for i, ref := range d.Inputs[port] {
+				p, ok := x.decls[ref.Stage]
+				if !ok || done[index[p.ID]] {
+					continue
 				}
-				var path []string
-				for i := len(stack) - 1; i >= start; i-- {
-					path = append(path, stack[i])
+				switch state[index[p.ID]] {
+				case unvisited:
+					visit(p)
+				case onStack:
+					start := len(stack) - 1
+					for stack[start] != p.ID {
+						start--
+					}
+					var path []string
+					for i := len(stack) - 1; i >= start; i-- {
+						path = append(path, stack[i])
+					}
+					path = append(path, d.ID)
+					at := x.refAt(d, port, i)
+					x.diags.add(at.val, at.valLen, "a stage cannot read its own output, directly or through other stages", "cycle: %s", strings.Join(path, " -> "))
 				}
-				path = append(path, d.ID)
-				at := x.inputAt(d, port)
-				x.diags.add(at.val, at.valLen, "a stage cannot read its own output, directly or through other stages", "cycle: %s", strings.Join(path, " -> "))
 			}
 		}
 		stack = stack[:len(stack)-1]
@@ -493,12 +526,14 @@ func (x *expander) computeAxes(order []*StageDecl) {
 				set[a] = true
 			}
 		}
-		for _, ref := range d.Inputs {
-			if ref.Gather {
-				continue
-			}
-			for _, a := range x.axesOf[ref.Stage] {
-				set[a] = true
+		for _, refs := range d.Inputs {
+			for _, ref := range refs {
+				if ref.Gather {
+					continue
+				}
+				for _, a := range x.axesOf[ref.Stage] {
+					set[a] = true
+				}
 			}
 		}
 		axes := make([]int, 0, len(set))
@@ -812,7 +847,8 @@ func copyValue(v any) any {
 
 // connect fills inst's input edges: a single input reads the producer
 // instance that agrees with inst on the producer's axes; a gathered input
-// reads every producer instance that agrees on the axes both share.
+// reads every producer instance that agrees on the axes both share. A list
+// of references concatenates their edges in list order.
 func (x *expander) connect(inst *Instance) {
 	d := inst.Decl
 	c := x.instCombo[inst]
@@ -821,35 +857,46 @@ func (x *expander) connect(inst *Instance) {
 		own[a] = true
 	}
 	for _, port := range slices.Sorted(maps.Keys(d.Inputs)) {
-		ref := d.Inputs[port]
-		producers := x.byDecl[ref.Stage]
-		if len(producers) == 0 {
-			continue
-		}
-		if !ref.Gather {
-			if i, ok := x.instByKey[ref.Stage][projectionKey(c, x.axesOf[ref.Stage])]; ok {
-				inst.Inputs[port] = []Edge{{From: producers[i].ID, Output: ref.Output}}
-			}
-			continue
-		}
-		var shared []int
-		for _, a := range x.axesOf[ref.Stage] {
-			if own[a] {
-				shared = append(shared, a)
+		for _, ref := range d.Inputs[port] {
+			if edges, ok := x.edgesOf(ref, c, own); ok {
+				inst.Inputs[port] = append(inst.Inputs[port], edges...)
 			}
 		}
-		want := projectionKey(c, shared)
-		edges := []Edge{}
-		for _, p := range producers {
-			if projectionKey(x.instCombo[p], shared) != want {
-				continue
-			}
-			tags := map[string]string{}
-			for _, b := range p.Axes {
-				tags[b.Axis] = b.Label
-			}
-			edges = append(edges, Edge{From: p.ID, Output: ref.Output, Tags: tags})
-		}
-		inst.Inputs[port] = edges
 	}
+}
+
+// edgesOf resolves one reference for the instance at combination c that
+// varies over the axes in own. ok is false when the producer has no
+// instances or no single instance matches (both reported elsewhere).
+func (x *expander) edgesOf(ref InputRef, c []int, own map[int]bool) (edges []Edge, ok bool) {
+	producers := x.byDecl[ref.Stage]
+	if len(producers) == 0 {
+		return nil, false
+	}
+	if !ref.Gather {
+		i, found := x.instByKey[ref.Stage][projectionKey(c, x.axesOf[ref.Stage])]
+		if !found {
+			return nil, false
+		}
+		return []Edge{{From: producers[i].ID, Output: ref.Output}}, true
+	}
+	var shared []int
+	for _, a := range x.axesOf[ref.Stage] {
+		if own[a] {
+			shared = append(shared, a)
+		}
+	}
+	want := projectionKey(c, shared)
+	edges = []Edge{}
+	for _, p := range producers {
+		if projectionKey(x.instCombo[p], shared) != want {
+			continue
+		}
+		tags := map[string]string{}
+		for _, b := range p.Axes {
+			tags[b.Axis] = b.Label
+		}
+		edges = append(edges, Edge{From: p.ID, Output: ref.Output, Tags: tags})
+	}
+	return edges, true
 }

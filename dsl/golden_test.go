@@ -53,6 +53,12 @@ func TestErrorGolden(t *testing.T) {
 		"bad_set":            {`invalid override: no stage "trian" in the pipeline`, "--> --set seed=[1", "YAML syntax error", `--set vars=5`, `unknown top-level key "stage"`, "no '=' in"},
 		"set_ill_typed":      {"--> --set stages.train.with.epochs=ten", `epochs: want int, got string "ten"`, `--> --set stages.train.with.epoch=3`, `did you mean "epochs"?`},
 		"axis_field":         {`matrix axis "method": a mapping value needs a scalar "name" field`},
+		"list_not_multi":     {`input "model" takes one artifact; a list needs a port that accepts many (multi)`, "list_not_multi.yaml:7:14", "list_not_multi.yaml:13:9"},
+		"list_empty":         {`input "models" of stage "cmp" (compare): the list of references is empty`, "list_empty.yaml:4:41"},
+		"list_unknown_ref":   {`reads from unknown stage "fit"`, "list_unknown_ref.yaml:4:53", `stage "ft" (finetune) has no output "last"`, "list_unknown_ref.yaml:4:66", `reads from unknown stage "trained"`, "list_unknown_ref.yaml:10:11"},
+		"list_kind_mismatch": {`kind mismatch: data.test is a dataset, but input "models" of stage "cmp" (compare) wants a model`, "list_kind_mismatch.yaml:4:53"},
+		"list_cycle":         {"cycle: recap -> summary -> recap", "list_cycle.yaml:6:41"},
+		"list_malformed":     {`input "models": want "stage.output" or "stage.output[]", got int 3`, "list_malformed.yaml:4:53", "got list", `input "dataset": want "stage.output", "stage.output[]" or a list of them, got mapping`},
 		"all_at_once":        {`kind: "symetric" is not one of`, `unknown parameter "epoch"`, `unknown matrix axis "methods"`, `has no output "tst"`, `uses "reprot"`},
 	}
 	files, err := filepath.Glob("testdata/errors/*.yaml")

@@ -44,8 +44,10 @@ func Parse(file string, src []byte, sets []string) (*Spec, Diagnostics) {
 type declPositions struct {
 	uses    Pos
 	usesLen int
-	params  map[string]valueAt // by parameter name
-	inputs  map[string]valueAt // by port name
+	params  map[string]valueAt   // by parameter name
+	inputs  map[string]valueAt   // by port name: the key and the whole value
+	refs    map[string][]valueAt // by port name: the key and each reference, parallel to StageDecl.Inputs
+	listed  map[string]bool      // ports whose value is written as a list
 }
 
 // valueAt is where a key and its value are written.
@@ -318,8 +320,9 @@ func (d *decoder) decodeStages(n *node) {
 			d.diags.add(e.keyPos, e.keyLen, "ids are letters, digits, '_' and '-', starting with a letter or '_'", "invalid stage id %q", e.key)
 			continue
 		}
-		decl := &StageDecl{ID: e.key, Pos: e.keyPos, With: map[string]any{}, Inputs: map[string]InputRef{}}
-		decl.at = declPositions{uses: e.keyPos, usesLen: e.keyLen, params: map[string]valueAt{}, inputs: map[string]valueAt{}}
+		decl := &StageDecl{ID: e.key, Pos: e.keyPos, With: map[string]any{}, Inputs: map[string][]InputRef{}}
+		decl.at = declPositions{uses: e.keyPos, usesLen: e.keyLen, params: map[string]valueAt{}, inputs: map[string]valueAt{},
+			refs: map[string][]valueAt{}, listed: map[string]bool{}}
 		d.spec.Stages = append(d.spec.Stages, decl)
 		if e.val.kind != mapNode {
 			d.diags.add(e.val.pos, e.val.length, "", "stage %q: want a mapping with keys uses, with, inputs; got %s", e.key, e.val.describe())
@@ -358,19 +361,74 @@ func (d *decoder) decodeStage(decl *StageDecl, e *entry) {
 		case nullNode:
 		case mapNode:
 			for _, p := range in.val.entries {
-				decl.at.inputs[p.key] = valueAt{key: p.keyPos, keyLen: p.keyLen, val: p.val.pos, valLen: p.val.length}
-				s, _ := p.val.value.(string)
-				m := inputRef.FindStringSubmatch(s)
-				if p.val.kind != scalarNode || m == nil {
-					d.diags.add(p.val.pos, p.val.length, "", "stage %q: input %q: want \"stage.output\" or \"stage.output[]\", got %s", decl.ID, p.key, p.val.describe())
-					continue
-				}
-				decl.Inputs[p.key] = InputRef{Stage: m[1], Output: m[2], Gather: m[3] != "", Pos: p.val.pos}
+				d.decodeInput(decl, p)
 			}
 		default:
 			d.diags.add(in.val.pos, in.val.length, "", "stage %q: inputs: want a mapping of PORT: stage.output, got %s", decl.ID, in.val.describe())
 		}
 	}
+}
+
+// decodeInput records one `PORT: REF` or `PORT: [REF, ...]` entry of a
+// stage's inputs. An empty list is kept (with no references) so that Expand
+// reports it with the port's schema at hand.
+func (d *decoder) decodeInput(decl *StageDecl, p *entry) {
+	decl.at.inputs[p.key] = valueAt{key: p.keyPos, keyLen: p.keyLen, val: p.val.pos, valLen: p.val.length}
+	items := []*node{p.val}
+	if p.val.kind == seqNode {
+		decl.at.listed[p.key] = true
+		decl.at.inputs[p.key] = valueAt{key: p.keyPos, keyLen: p.keyLen, val: p.val.pos, valLen: d.flowListLength(p.val)}
+		items = p.val.items
+	}
+	refs := []InputRef{}
+	var places []valueAt
+	for _, it := range items {
+		s, _ := it.value.(string)
+		m := inputRef.FindStringSubmatch(s)
+		if it.kind != scalarNode || m == nil {
+			want := `"stage.output" or "stage.output[]"`
+			if p.val.kind != seqNode {
+				want = `"stage.output", "stage.output[]" or a list of them`
+			}
+			d.diags.add(it.pos, it.length, "", "stage %q: input %q: want %s, got %s", decl.ID, p.key, want, it.describe())
+			continue
+		}
+		refs = append(refs, InputRef{Stage: m[1], Output: m[2], Gather: m[3] != "", Pos: it.pos})
+		places = append(places, valueAt{key: p.keyPos, keyLen: p.keyLen, val: it.pos, valLen: it.length})
+	}
+	if len(refs) == 0 && len(items) > 0 {
+		return // every reference was malformed and reported
+	}
+	decl.Inputs[p.key] = refs
+	decl.at.refs[p.key] = places
+}
+
+// flowListLength is how many characters to underline for a list value: the
+// whole `[...]` when it is written on one line of the file, else its first
+// character.
+func (d *decoder) flowListLength(n *node) int {
+	lines := strings.Split(string(d.spec.Source), "\n")
+	if n.pos.File != d.spec.File || n.pos.Line < 1 || n.pos.Line > len(lines) {
+		return 1
+	}
+	line := []rune(lines[n.pos.Line-1])
+	start := n.pos.Col - 1
+	if start < 0 || start >= len(line) || line[start] != '[' {
+		return 1
+	}
+	depth := 0
+	for i := start; i < len(line); i++ {
+		switch line[i] {
+		case '[':
+			depth++
+		case ']':
+			depth--
+			if depth == 0 {
+				return i - start + 1
+			}
+		}
+	}
+	return 1
 }
 
 // interpolate returns n with every `${{ vars.NAME }}` replaced. Matrix

@@ -52,14 +52,15 @@ type AxisValue struct {
 type StageDecl struct {
 	ID     string
 	Uses   string
-	With   map[string]any // raw values; may still contain ${{ matrix.x }} expressions
-	Inputs map[string]InputRef
-	Pos    Pos // of the stage's key
+	With   map[string]any        // raw values; may still contain ${{ matrix.x }} expressions
+	Inputs map[string][]InputRef // port -> references in the order written; one unless the value is a list
+	Pos    Pos                   // of the stage's key
 
 	at declPositions // where uses, params and ports are written, for diagnostics
 }
 
-// InputRef is `stage.output` or `stage.output[]`.
+// InputRef is `stage.output` or `stage.output[]`; a port whose schema is Multi
+// may take a list of them.
 type InputRef struct {
 	Stage  string
 	Output string

@@ -183,21 +183,20 @@ func logSumExp(z []float32) float64 {
 }
 
 // signStep moves v by step in the direction of sign(g) (no move when g is 0),
-// then projects to [c−eps, c+eps] ∩ [0,1] around the clean value c.
+// then projects to [c−eps, c+eps] ∩ [0,1] around the clean value c. It is
+// signStepAll for one value.
 func signStep(v, g, c float32, step, eps float64) float32 {
 	nv := float64(v)
-	switch {
-	case g > 0:
+	if g > 0 {
 		nv += step
-	case g < 0:
+	} else if g < 0 {
 		nv -= step
 	}
 	return project(nv, c, eps)
 }
 
-// project clamps v to [c−eps, c+eps] ∩ [0,1].
+// project clamps v to [c−eps, c+eps] ∩ [0,1], with the min/max builtins
+// (branch-free, unlike math.Min/Max, whose NaN handling is not needed here).
 func project(v float64, c float32, eps float64) float32 {
-	lo := math.Max(float64(c)-eps, 0)
-	hi := math.Min(float64(c)+eps, 1)
-	return float32(math.Min(math.Max(v, lo), hi))
+	return float32(min(max(v, max(float64(c)-eps, 0)), min(float64(c)+eps, 1)))
 }

@@ -190,7 +190,8 @@ func (fb *forwardBuilder) node(name string) (*G.Node, error) {
 	return n, nil
 }
 
-// linear is torch.nn.Linear: x [B,in] · Wᵀ + b with W [out,in].
+// linear is torch.nn.Linear: x [B,in] · Wᵀ + b with W [out,in], as one
+// linearOp (op_linear.go) reading W in place.
 func (fb *forwardBuilder) linear(x *G.Node, name string) (*G.Node, error) {
 	w, err := fb.node(name + ".weight")
 	if err != nil {
@@ -200,16 +201,9 @@ func (fb *forwardBuilder) linear(x *G.Node, name string) (*G.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	wt, err := G.Transpose(w)
+	out, err := linearForward(x, w, b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: transpose weight: %w", name, err)
-	}
-	out, err := G.Mul(x, wt)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v · %v: %w", name, x.Shape(), wt.Shape(), err)
-	}
-	if out, err = G.BroadcastAdd(out, b, nil, []byte{0}); err != nil {
-		return nil, fmt.Errorf("%s: add bias: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return out, nil
 }

@@ -232,17 +232,48 @@ func (n *Net) Grads() [][]float32 {
 	if n.gradBuf == nil {
 		n.gradBuf = make([][]float32, len(n.specs))
 		for i, s := range n.specs {
-			if n.grads[i] != nil {
+			if !s.role.isBuffer() {
 				n.gradBuf[i] = make([]float32, s.numel())
 			}
 		}
 	}
-	for i, g := range n.grads {
-		if g != nil && g.Value() != nil {
-			copyFromValue(n.gradBuf[i], g.Value())
+	for i := range n.specs {
+		if v := n.gradValue(i); v != nil {
+			copyFromValue(n.gradBuf[i], v)
 		}
 	}
 	return n.gradBuf
+}
+
+// gradValue is the gradient of parameter i after the last run, nil for
+// buffers, nets that do not train and graphs not run yet.
+func (n *Net) gradValue(i int) G.Value {
+	if n.grads == nil || n.grads[i] == nil {
+		return nil
+	}
+	return n.grads[i].Value()
+}
+
+// logitsValue is the logits of the (clean) pass after the last run.
+func (n *Net) logitsValue() G.Value {
+	return n.logits.Value()
+}
+
+// lossValue is the loss of the last run.
+func (n *Net) lossValue() float64 {
+	return scalarValue(n.loss.Value())
+}
+
+// xGradValue is d loss / d x after the last run (input-gradient nets and
+// training nets built withInputGrads).
+func (n *Net) xGradValue() G.Value {
+	return n.xGrad.Value()
+}
+
+// xAdvGradValue is d loss / d x_adv after the last run (TRADES training
+// nets built withInputGrads).
+func (n *Net) xAdvGradValue() G.Value {
+	return n.xAdvGrad.Value()
 }
 
 // build creates the graph, its inputs, loss, gradients and TapeMachine.
@@ -369,7 +400,12 @@ func (n *Net) build() error {
 	for i, w := range watch {
 		watchList[i] = w
 	}
-	n.vm = G.NewTapeMachine(n.g, G.TraceExec(), G.WithWatchlist(watchList...))
+	// Compile only what the watched values need: SymDiff adds a gradient
+	// node for every differentiable operand (a linearOp's dW and db, a
+	// convolution's filter gradient, the input gradient of the first layer),
+	// and the whole graph would run them all, even in an input-gradient net
+	// that never reads a weight gradient.
+	n.vm = G.NewTapeMachine(n.g.ExactSubgraphRoots(watch...), G.TraceExec(), G.WithWatchlist(watchList...))
 	return nil
 }
 

@@ -25,7 +25,7 @@ func netLogits[T float](n *Net, x, out []T) error {
 	if err := n.run(); err != nil {
 		return err
 	}
-	copyFromValue(out, n.logits.Value())
+	copyFromValue(out, n.logitsValue())
 	return nil
 }
 
@@ -47,8 +47,8 @@ func netInputGrad[T float](n *Net, x, target, grad []T) (float64, error) {
 	if err := n.run(); err != nil {
 		return 0, err
 	}
-	copyFromValue(grad, n.xGrad.Value())
-	return scalarValue(n.loss.Value()), nil
+	copyFromValue(grad, n.xGradValue())
+	return n.lossValue(), nil
 }
 
 // netTrainStep runs a PurposeTrain net (xAdv nil) or a PurposeTrainTRADES
@@ -80,21 +80,29 @@ func netTrainStep[T float](n *Net, x, xAdv, target, logits []T, beta float64) (f
 			return 0, err
 		}
 		copyIntoDense(n.xAdvT, xAdv)
-		var b G.Value = G.NewF64(beta)
-		if n.opts.Dtype == tensor.Float32 {
-			b = G.NewF32(float32(beta))
-		}
-		if err := G.Let(n.beta, b); err != nil {
-			return 0, fmt.Errorf("bind beta: %w", err)
+		if err := n.setBeta(beta); err != nil {
+			return 0, err
 		}
 	}
 	if err := n.run(); err != nil {
 		return 0, err
 	}
 	if logits != nil {
-		copyFromValue(logits, n.logits.Value())
+		copyFromValue(logits, n.logitsValue())
 	}
-	return scalarValue(n.loss.Value()), nil
+	return n.lossValue(), nil
+}
+
+// setBeta binds the TRADES beta for the next run.
+func (n *Net) setBeta(beta float64) error {
+	var b G.Value = G.NewF64(beta)
+	if n.opts.Dtype == tensor.Float32 {
+		b = G.NewF32(float32(beta))
+	}
+	if err := G.Let(n.beta, b); err != nil {
+		return fmt.Errorf("bind beta: %w", err)
+	}
+	return nil
 }
 
 func (n *Net) checkLen(what string, got, want int) error {

@@ -137,7 +137,7 @@ func crosscheckRun[T float32 | float64](t *testing.T, c *crosscheckCase, want ma
 		t.Fatal(err)
 	}
 	inputGrad := make([]T, len(x))
-	copyFromValue(inputGrad, n.xGrad.Value())
+	copyFromValue(inputGrad, n.xGradValue())
 	compareArrays(t, "logits", toFloat64s(logits), want["logits"], tol)
 	compareArrays(t, "loss", []float64{loss}, want["loss"], tol)
 	compareArrays(t, "input_grad", toFloat64s(inputGrad), want["input_grad"], tol)
@@ -148,7 +148,7 @@ func crosscheckRun[T float32 | float64](t *testing.T, c *crosscheckCase, want ma
 		if g != nil {
 			grads[i] = toFloat64s(g)
 			if dtype == tensor.Float64 {
-				copyFromValue(grads[i], n.grads[i].Value())
+				copyFromValue(grads[i], n.gradValue(i))
 			}
 		}
 	}

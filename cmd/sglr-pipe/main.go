@@ -20,10 +20,13 @@ import (
 	// Linked for gorgonia's start-up check (see nn's package doc).
 	_ "github.com/sglr-pipe/sglr-pipe/nn"
 	// Built-in stages register themselves in stages.Builtin.
+	_ "github.com/sglr-pipe/sglr-pipe/stages/calibrate"
+	_ "github.com/sglr-pipe/sglr-pipe/stages/eval"
 	_ "github.com/sglr-pipe/sglr-pipe/stages/labelstats"
 	_ "github.com/sglr-pipe/sglr-pipe/stages/load"
 	_ "github.com/sglr-pipe/sglr-pipe/stages/noise"
 	_ "github.com/sglr-pipe/sglr-pipe/stages/refine"
+	_ "github.com/sglr-pipe/sglr-pipe/stages/report"
 	_ "github.com/sglr-pipe/sglr-pipe/stages/train"
 )
 

@@ -66,6 +66,7 @@ func (f *selectionFlags) options(cmd *cobra.Command, store artifacts.Store, targ
 // newRunCommand runs a pipeline.
 func newRunCommand(g *globalFlags) *cobra.Command {
 	f := &selectionFlags{}
+	var outDir string
 	cmd := &cobra.Command{
 		Use:   "run FILE [TARGET...]",
 		Short: "Run a pipeline (or only the TARGET stages and what they need), reusing cached results",
@@ -77,15 +78,17 @@ Exit status: 0 when every instance ran or was cached, 1 when a stage failed,
 2 for a bad pipeline or command line, 130 when interrupted.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPipeline(cmd, g, f, args[0], args[1:])
+			return runPipeline(cmd, g, f, outDir, args[0], args[1:])
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().StringVar(&outDir, "out", defaultOutDir,
+		"write the files of report outputs to DIR/<pipeline name>/<instance>/ (\"\" to skip)")
 	return cmd
 }
 
 // runPipeline is the body of `run`.
-func runPipeline(cmd *cobra.Command, g *globalFlags, f *selectionFlags, file string, targets []string) error {
+func runPipeline(cmd *cobra.Command, g *globalFlags, f *selectionFlags, outDir, file string, targets []string) error {
 	p, err := loadPipeline(file, f.sets)
 	if err != nil {
 		return err
@@ -128,6 +131,15 @@ func runPipeline(cmd *cobra.Command, g *globalFlags, f *selectionFlags, file str
 	} else {
 		printSummary(out, summary, store.Root())
 		printLeafTables(out, p, run, store)
+	}
+	written, outErr := writeOutFiles(outDir, p, run, store)
+	if !f.asJSON {
+		printOutFiles(out, written)
+	}
+	if outErr != nil && runErr == nil && ctx.Err() == nil {
+		return failed(outErr)
+	} else if outErr != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "sglr-pipe: %v\n", outErr)
 	}
 	switch {
 	case ctx.Err() != nil || (run != nil && run.Status == "cancelled"):
@@ -256,8 +268,8 @@ func printSummary(w io.Writer, s runSummary, storeRoot string) {
 }
 
 // printLeafTables prints every table that a leaf instance (one nothing reads
-// from) produced in this run, so that a pipeline ending in a report shows
-// its result.
+// from) produced in this run, and the table.md of its files outputs, so that
+// a pipeline ending in a report shows its result.
 func printLeafTables(w io.Writer, p *pipeline.Pipeline, run *artifacts.Run, store artifacts.Store) {
 	if run == nil {
 		return
@@ -276,11 +288,13 @@ func printLeafTables(w io.Writer, p *pipeline.Pipeline, run *artifacts.Run, stor
 		}
 		for _, port := range n.Spec.Outputs {
 			d, ok := in.Outputs[port.Name]
-			if port.Kind != artifacts.KindTable || !ok {
+			show := map[string]func(io.Writer, artifacts.Store, artifacts.Digest) error{
+				artifacts.KindTable: printTableArtifact, artifacts.KindFiles: printFilesTable}[port.Kind]
+			if show == nil || !ok {
 				continue
 			}
 			fmt.Fprintf(w, "\n%s.%s (%s)\n", n.ID(), port.Name, shortDigest(string(d)))
-			if err := printTableArtifact(w, store, d); err != nil {
+			if err := show(w, store, d); err != nil {
 				fmt.Fprintf(w, "  (cannot show: %v)\n", err)
 			}
 		}

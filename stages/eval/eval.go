@@ -1,0 +1,273 @@
+// Package eval is the built-in `eval` stage: it measures the accuracy of one
+// or more models on a dataset, clean and under each requested attack (white
+// box, or transferred from a source model), and keeps every sample's logits
+// for calibration.
+//
+// Choices where the protocol leaves room (documented in the parameters too):
+//   - Each model is labelled by its checkpoint label (CheckpointLabel): its
+//     matrix tags and its "checkpoint" metadata, e.g. "best" or
+//     "labels=sglr/best".
+//   - The attack of each (model, attack) pair draws from its own generator,
+//     seeded from the stage seed and the pair's names, so adding a model or an
+//     attack leaves the other pairs' results unchanged.
+//   - Samples are attacked in blocks of batch×workers; the results depend on
+//     batch and workers (both parameters, so part of the cache key). workers
+//     0 means every core of the machine running it: set it explicitly for
+//     bit-identical replays elsewhere. Every output but the metrics' seconds
+//     column is bit-identical for the same inputs, parameters and seed.
+//   - With a source model, the adversarial examples are crafted once on the
+//     source and every model is evaluated on them (black-box transfer). The
+//     autoattack composite then gives only its final row: its per-attack
+//     cumulative accuracies belong to the source.
+package eval
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/sglr-pipe/sglr-pipe/artifacts"
+	"github.com/sglr-pipe/sglr-pipe/nn"
+	"github.com/sglr-pipe/sglr-pipe/stages"
+	"github.com/sglr-pipe/sglr-pipe/stages/train"
+)
+
+// Column names of the metrics table.
+const (
+	ColCheckpoint = "checkpoint"
+	ColAttack     = "attack"
+	ColAccuracy   = "accuracy"
+	ColN          = "n"
+	ColSeconds    = "seconds"
+)
+
+// Stage is the `eval` stage.
+type Stage struct{}
+
+func init() { stages.Builtin.Register(Stage{}) }
+
+// Spec declares the stage.
+func (Stage) Spec() stages.Spec {
+	return stages.Spec{
+		Name:    "eval",
+		Version: "1",
+		Doc: "Accuracy of models on a dataset, clean and under attacks (FGSM, PGD, CW∞, APGD-CE, APGD-T, FAB-T, " +
+			"Square, AutoAttack), white-box or transferred from a source model, with every sample's logits.",
+		Inputs: []stages.Port{
+			{Name: "models", Kind: artifacts.KindModel, Multi: true,
+				Doc: "the models to evaluate (e.g. train.best[]); each is labelled by its matrix tags and checkpoint metadata"},
+			{Name: "dataset", Kind: artifacts.KindDataset, Doc: "the samples to evaluate on (usually the test set)"},
+			{Name: "source", Kind: artifacts.KindModel, Optional: true,
+				Doc: "transfer: craft the adversarial examples on this model and evaluate the models on them"},
+		},
+		Outputs: []stages.Port{
+			{Name: "metrics", Kind: artifacts.KindTable,
+				Doc: "one row per (model, attack): checkpoint, attack, accuracy, n, seconds; autoattack adds " +
+					"autoattack/<attack> rows with the cumulative robust accuracy after each of its attacks"},
+			{Name: "predictions", Kind: artifacts.KindPredictions,
+				Doc: "per (model, attack, sample): id, label, logits, attack, checkpoint"},
+		},
+		Params: []stages.Param{
+			{Name: "attacks", Type: stages.TypeList, Default: []any{nn.AttackClean, nn.AttackPGD},
+				Doc: "attacks to run, in order: " + strings.Join(nn.AttackNames, ", ")},
+			{Name: "eps", Type: stages.TypeFloat, Default: 8.0 / 255, Min: stages.Float(0), Max: stages.Float(1),
+				Doc: "L∞ radius (8/255 = 0.0313725)"},
+			{Name: "step", Type: stages.TypeFloat, Default: 0.0, Min: stages.Float(0), Max: stages.Float(1),
+				Doc: "step size of fgsm, pgd and cw; 0 = eps for fgsm, eps/4 for pgd and cw (2/255 at eps 8/255)"},
+			{Name: "steps", Type: stages.TypeInt, Default: int64(0), Min: stages.Float(0), Max: stages.Float(10000),
+				Doc: "iterations; 0 = each attack's protocol default: 20 for pgd and cw (PGD-20), 100 for apgd-ce, apgd-t, " +
+					"fab-t and the attacks inside autoattack; a positive value applies to all of them"},
+			{Name: "restarts", Type: stages.TypeInt, Default: int64(1), Min: stages.Float(1), Max: stages.Float(100),
+				Doc: "random restarts of pgd, cw, apgd-ce, apgd-t, fab-t and square, keeping each sample's worst case " +
+					"(autoattack runs each of its attacks once)"},
+			{Name: "queries", Type: stages.TypeInt, Default: int64(5000), Min: stages.Float(1), Max: stages.Float(1000000),
+				Doc: "square: queries per sample"},
+			{Name: "kappa", Type: stages.TypeFloat, Default: 50.0, Min: stages.Float(0),
+				Doc: "cw: confidence κ of the margin loss"},
+			{Name: "targets", Type: stages.TypeInt, Default: int64(9), Min: stages.Float(1), Max: stages.Float(1000),
+				Doc: "apgd-t, fab-t: target classes (the most likely wrong ones; capped at K−1)"},
+			{Name: "batch", Type: stages.TypeInt, Default: int64(256), Min: stages.Float(1), Max: stages.Float(65536),
+				Doc: "samples per forward pass"},
+			{Name: "workers", Type: stages.TypeInt, Default: int64(0), Min: stages.Float(0), Max: stages.Float(1024),
+				Doc: "parallel workers; 0 = every core (results depend on batch and workers: set it for bit-identical replays)"},
+			{Name: "limit", Type: stages.TypeInt, Default: int64(0), Min: stages.Float(0),
+				Doc: "evaluate only the first limit samples (0 = all)"},
+		},
+		Cores: runtime.NumCPU(),
+	}
+}
+
+// Config is the eval stage's checked configuration.
+type Config struct {
+	Attacks  []string
+	Eps      float64
+	Step     float64 // 0 = the attack's default
+	Steps    int     // 0 = each attack's default
+	Restarts int
+	Queries  int
+	Kappa    float64
+	Targets  int
+	Batch    int
+	Workers  int // 0 = runtime.NumCPU()
+	Limit    int // 0 = every sample
+}
+
+// ConfigFromParams builds a Config from validated params and checks what the
+// schema cannot: attack names and duplicates.
+func ConfigFromParams(ps stages.Params) (Config, error) {
+	cfg := Config{
+		Eps: ps.Float("eps"), Step: ps.Float("step"), Steps: int(ps.Int("steps")), Restarts: int(ps.Int("restarts")),
+		Queries: int(ps.Int("queries")), Kappa: ps.Float("kappa"), Targets: int(ps.Int("targets")),
+		Batch: int(ps.Int("batch")), Workers: int(ps.Int("workers")), Limit: int(ps.Int("limit")),
+	}
+	for i, v := range ps.List("attacks") {
+		name, ok := v.(string)
+		if !ok {
+			return Config{}, fmt.Errorf("attacks[%d] is %v (%T), want an attack name", i, v, v)
+		}
+		cfg.Attacks = append(cfg.Attacks, name)
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate reports a configuration mistake.
+func (c Config) Validate() error {
+	if len(c.Attacks) == 0 {
+		return fmt.Errorf("attacks is empty: name at least one of %s", strings.Join(nn.AttackNames, ", "))
+	}
+	for i, a := range c.Attacks {
+		if !slices.Contains(nn.AttackNames, a) {
+			return fmt.Errorf("attacks[%d] %q is not an attack: want one of %s", i, a, strings.Join(nn.AttackNames, ", "))
+		}
+		if slices.Index(c.Attacks, a) != i {
+			return fmt.Errorf("attacks lists %q twice", a)
+		}
+	}
+	switch {
+	case !(c.Eps >= 0 && c.Eps <= 1):
+		return fmt.Errorf("eps %v must be in [0,1]", c.Eps)
+	case !(c.Step >= 0 && c.Step <= 1):
+		return fmt.Errorf("step %v must be in [0,1] (0 = default)", c.Step)
+	case !(c.Kappa >= 0):
+		return fmt.Errorf("kappa %v must be >= 0", c.Kappa)
+	case c.Steps < 0:
+		return fmt.Errorf("steps %d must be >= 0 (0 = each attack's default)", c.Steps)
+	case c.Restarts < 1, c.Queries < 1, c.Targets < 1:
+		return fmt.Errorf("restarts %d, queries %d and targets %d must be >= 1", c.Restarts, c.Queries, c.Targets)
+	case c.Batch < 1:
+		return fmt.Errorf("batch %d must be >= 1", c.Batch)
+	case c.Workers < 0:
+		return fmt.Errorf("workers %d must be >= 0 (0 = every core)", c.Workers)
+	case c.Limit < 0:
+		return fmt.Errorf("limit %d must be >= 0 (0 = every sample)", c.Limit)
+	}
+	return nil
+}
+
+// Run reads the models and the dataset, evaluates and writes both outputs.
+func (Stage) Run(ctx context.Context, env *stages.Env) error {
+	cfg, err := ConfigFromParams(env.Params)
+	if err != nil {
+		return fmt.Errorf("%s: %w", env.Instance, err)
+	}
+	ds, err := env.ReadDataset("dataset")
+	if err != nil {
+		return err
+	}
+	models, tags, err := readModels(env, "models")
+	if err != nil {
+		return err
+	}
+	targets := make([]Target, len(models))
+	for i, m := range models {
+		w, err := train.WeightsFromArtifact(m)
+		if err != nil {
+			return fmt.Errorf("%s: model %d of %d (tags %v): %w", env.Instance, i+1, len(models), tags[i], err)
+		}
+		targets[i] = Target{Label: CheckpointLabel(tags[i], m.Meta), Weights: w}
+	}
+	if len(targets) > 1 {
+		for i := range targets {
+			if slices.IndexFunc(targets, func(t Target) bool { return t.Label == targets[i].Label }) != i {
+				return fmt.Errorf("%s: two models have the checkpoint label %q: gather models that differ in their matrix tags "+
+					"or checkpoint metadata", env.Instance, targets[i].Label)
+			}
+		}
+	}
+	var source *Target
+	if env.HasInput("source") {
+		m, err := env.ReadModel("source")
+		if err != nil {
+			return err
+		}
+		w, err := train.WeightsFromArtifact(m)
+		if err != nil {
+			return fmt.Errorf("%s: source model: %w", env.Instance, err)
+		}
+		source = &Target{Label: "source:" + CheckpointLabel(env.Inputs["source"][0].Tags, m.Meta), Weights: w}
+	}
+	res, err := Evaluate(ctx, cfg, targets, source, ds, env.Seed, env.Progress)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%s: %w", env.Instance, err)
+	}
+	if err := env.WriteTable("metrics", res.Metrics); err != nil {
+		return err
+	}
+	if err := env.WritePredictions("predictions", res.Predictions); err != nil {
+		return err
+	}
+	acc := res.Metrics.Column(ColAccuracy).Floats
+	for i, label := range res.Metrics.Column(ColCheckpoint).Strings {
+		env.Report(label+" "+res.Metrics.Column(ColAttack).Strings[i], acc[i])
+	}
+	env.Report("workers", res.Workers)
+	return nil
+}
+
+// CheckpointLabel names a model in the eval outputs: its matrix tags as
+// "axis=value" pairs sorted by axis and joined by ",", then "/" and its
+// "checkpoint" metadata (train writes best or final). Either part may be
+// missing: "best", "labels=sglr/best", "labels=sglr"; a model with neither is
+// "model".
+func CheckpointLabel(tags, meta map[string]string) string {
+	var parts []string
+	for _, axis := range slices.Sorted(maps.Keys(tags)) {
+		parts = append(parts, axis+"="+tags[axis])
+	}
+	label := strings.Join(parts, ",")
+	if c := meta["checkpoint"]; c != "" {
+		if label != "" {
+			label += "/"
+		}
+		label += c
+	}
+	if label == "" {
+		return "model"
+	}
+	return label
+}
+
+// readModels decodes the models on a Multi port with their tags.
+func readModels(env *stages.Env, port string) ([]*artifacts.Model, []map[string]string, error) {
+	ins := env.Inputs[port]
+	if len(ins) == 0 {
+		return nil, nil, fmt.Errorf("%s: input %q is not connected", env.Instance, port)
+	}
+	models := make([]*artifacts.Model, len(ins))
+	tags := make([]map[string]string, len(ins))
+	for i, in := range ins {
+		m, err := artifacts.ReadModelFile(in.Path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: input %q, model %d of %d (%s, tags %v): %w",
+				env.Instance, port, i+1, len(ins), in.Digest, in.Tags, err)
+		}
+		models[i], tags[i] = m, in.Tags
+	}
+	return models, tags, nil
+}

@@ -1,0 +1,268 @@
+package report
+
+import (
+	"bytes"
+	"encoding/csv"
+	"strings"
+	"testing"
+
+	"github.com/sglr-pipe/sglr-pipe/artifacts"
+)
+
+// evalRow is one row of an eval-like metrics table.
+type evalRow struct {
+	checkpoint, attack string
+	accuracy           float64
+}
+
+// metricsTable builds an eval-style metrics table (checkpoint, attack, accuracy, n).
+func metricsTable(rows ...evalRow) *artifacts.Table {
+	t := &artifacts.Table{Columns: []artifacts.Column{
+		{Name: "checkpoint", Strings: []string{}},
+		{Name: "attack", Strings: []string{}},
+		{Name: "accuracy", Floats: []float64{}},
+		{Name: "n", Ints: []int64{}},
+	}}
+	for _, r := range rows {
+		t.Columns[0].Strings = append(t.Columns[0].Strings, r.checkpoint)
+		t.Columns[1].Strings = append(t.Columns[1].Strings, r.attack)
+		t.Columns[2].Floats = append(t.Columns[2].Floats, r.accuracy)
+		t.Columns[3].Ints = append(t.Columns[3].Ints, 1000)
+	}
+	return t
+}
+
+// paperTables are the AT and AT+SGLR rows of Table B.4 (natural and PGD-20).
+func paperTables() ([]*artifacts.Table, []map[string]string) {
+	return []*artifacts.Table{
+			metricsTable(evalRow{"best", "clean", 0.807}, evalRow{"best", "pgd20", 0.507},
+				evalRow{"final", "clean", 0.824}, evalRow{"final", "pgd20", 0.414}),
+			metricsTable(evalRow{"best", "clean", 0.829}, evalRow{"best", "pgd20", 0.564},
+				evalRow{"final", "clean", 0.830}, evalRow{"final", "pgd20", 0.559}),
+		}, []map[string]string{
+			{"method": "AT"}, {"method": "AT+SGLR"},
+		}
+}
+
+// seedTables are accuracy-only tables over method × seed.
+func seedTables() ([]*artifacts.Table, []map[string]string) {
+	acc := func(v float64) *artifacts.Table {
+		return &artifacts.Table{Columns: []artifacts.Column{{Name: "accuracy", Floats: []float64{v}}}}
+	}
+	return []*artifacts.Table{acc(0.50), acc(0.52), acc(0.60), acc(0.60)},
+		[]map[string]string{
+			{"method": "AT", "seed": "0"}, {"method": "AT", "seed": "1"},
+			{"method": "SGLR", "seed": "0"}, {"method": "SGLR", "seed": "1"},
+		}
+}
+
+func TestLayoutMarkdown(t *testing.T) {
+	paper, paperTags := paperTables()
+	seeds, seedTags := seedTables()
+	calib := &artifacts.Table{Columns: []artifacts.Column{
+		{Name: "checkpoint", Strings: []string{"best", "best", "final"}},
+		{Name: "attack", Strings: []string{"clean", "pgd", "clean"}},
+		{Name: "accuracy", Floats: []float64{0.5, 0.25, 0.75}},
+	}}
+	calibECE := &artifacts.Table{Columns: []artifacts.Column{
+		{Name: "checkpoint", Strings: []string{"best", "final"}},
+		{Name: "attack", Strings: []string{"clean", "clean"}},
+		{Name: "ece", Floats: []float64{0.1234, 0.0456}},
+	}}
+	// eval labels the models it gathers "axis=value,.../checkpoint".
+	gathered := metricsTable(evalRow{"method=AT/best", "clean", 0.807}, evalRow{"method=AT/final", "clean", 0.824},
+		evalRow{"method=AT+SGLR/best", "clean", 0.829}, evalRow{"method=AT+SGLR/final", "clean", 0.830})
+	tests := []struct {
+		name   string
+		tables []*artifacts.Table
+		tags   []map[string]string
+		layout Layout
+		title  string
+		want   string
+	}{
+		{
+			name: "checkpoint labels of gathered models", tables: []*artifacts.Table{gathered},
+			layout: Layout{Metrics: []string{"accuracy"}, BestFinal: true, Digits: 1, Percent: true},
+			want: "| method  | attack | accuracy Best | accuracy Final | accuracy Diff |\n" +
+				"| ------- | ------ | ------------: | -------------: | ------------: |\n" +
+				"| AT      | clean  |          80.7 |           82.4 |          -1.7 |\n" +
+				"| AT+SGLR | clean  |          82.9 |           83.0 |          -0.1 |\n",
+		},
+		{
+			name: "best final diff per attack", tables: paper, tags: paperTags,
+			layout: Layout{Rows: []string{"method"}, Cols: []string{"attack"}, Metrics: []string{"accuracy"},
+				BestFinal: true, Aggregate: AggregateMeanStd, Digits: 1, Percent: true},
+			title: "Table B.4",
+			want: "### Table B.4\n\n" +
+				"| method  | clean Best | clean Final | clean Diff | pgd20 Best | pgd20 Final | pgd20 Diff |\n" +
+				"| ------- | ---------: | ----------: | ---------: | ---------: | ----------: | ---------: |\n" +
+				"| AT      |       80.7 |        82.4 |       -1.7 |       50.7 |        41.4 |        9.3 |\n" +
+				"| AT+SGLR |       82.9 |        83.0 |       -0.1 |       56.4 |        55.9 |        0.5 |\n",
+		},
+		{
+			name: "col_values picks and orders", tables: paper, tags: paperTags,
+			layout: Layout{Cols: []string{"attack"}, ColValues: []string{"pgd20"}, Metrics: []string{"accuracy"},
+				BestFinal: true, Digits: 0, Percent: true},
+			want: "| method  | pgd20 Best | pgd20 Final | pgd20 Diff |\n" +
+				"| ------- | ---------: | ----------: | ---------: |\n" +
+				"| AT      |         51 |          41 |          9 |\n" +
+				"| AT+SGLR |         56 |          56 |          0 |\n",
+		},
+		{
+			name: "best only: Final and Diff dropped", tables: []*artifacts.Table{metricsTable(evalRow{"best", "clean", 0.5})},
+			layout: Layout{Metrics: []string{"accuracy"}, BestFinal: true, Digits: 1, Percent: true},
+			want: "| attack | accuracy Best |\n" +
+				"| ------ | ------------: |\n" +
+				"| clean  |          50.0 |\n",
+		},
+		{
+			name: "seeds as mean ± std", tables: seeds, tags: seedTags,
+			layout: Layout{Rows: []string{"method"}, Metrics: []string{"accuracy"}, Aggregate: AggregateMeanStd, Digits: 2, Percent: true},
+			want: "| method |     accuracy |\n" +
+				"| ------ | -----------: |\n" +
+				"| AT     | 51.00 ± 1.41 |\n" +
+				"| SGLR   | 60.00 ± 0.00 |\n",
+		},
+		{
+			name: "seeds as mean, no percent", tables: seeds, tags: seedTags,
+			layout: Layout{Metrics: []string{"accuracy"}, Aggregate: AggregateMean, Digits: 3},
+			want: "| method | accuracy |\n" +
+				"| ------ | -------: |\n" +
+				"| AT     |    0.510 |\n" +
+				"| SGLR   |    0.600 |\n",
+		},
+		{
+			name: "checkpoint as a row, two metrics, empty cells and columns", tables: []*artifacts.Table{calib, calibECE},
+			layout: Layout{Cols: []string{"attack"}, Metrics: []string{"accuracy", "ece"}, BestFinal: false, Digits: 2, Percent: true},
+			want: "| checkpoint | clean accuracy | clean ece | pgd accuracy |\n" +
+				"| ---------- | -------------: | --------: | -----------: |\n" +
+				"| best       |          50.00 |      0.12 |        25.00 |\n" +
+				"| final      |          75.00 |      0.05 |            — |\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			records, err := Records(tt.tables, tt.tags)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := tt.layout.Build(records)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(g.Markdown(tt.title, tt.layout.Digits)); got != tt.want {
+				t.Errorf("got\n%s\nwant\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLayoutErrors(t *testing.T) {
+	paper, paperTags := paperTables()
+	noisy := []*artifacts.Table{metricsTable(evalRow{"best", "clean", 0.5}), metricsTable(evalRow{"best", "clean", 0.6})}
+	noisyTags := []map[string]string{{"method": "AT", "noise": "0.2"}, {"method": "AT", "noise": "0.4"}}
+	base := Layout{Rows: []string{"method"}, Cols: []string{"attack"}, Metrics: []string{"accuracy"}, BestFinal: true, Digits: 1}
+	with := func(f func(*Layout)) Layout { l := base; f(&l); return l }
+	tests := []struct {
+		name   string
+		tables []*artifacts.Table
+		tags   []map[string]string
+		layout Layout
+		want   string
+	}{
+		{"unknown row", paper, paperTags, with(func(l *Layout) { l.Rows = []string{"model"} }), `rows names "model"`},
+		{"unknown metric", paper, paperTags, with(func(l *Layout) { l.Metrics = []string{"ece"} }), `metrics names "ece"`},
+		{"row and col", paper, paperTags, with(func(l *Layout) { l.Cols = []string{"method"} }), "both rows and cols"},
+		{"unknown col value", paper, paperTags, with(func(l *Layout) { l.ColValues = []string{"cw"} }), `col_values names "cw"`},
+		{"other checkpoint", []*artifacts.Table{metricsTable(evalRow{"last", "clean", 0.5})}, nil, with(func(l *Layout) { l.Rows = nil }), `checkpoint "last"`},
+		{"differ in a tag", noisy, noisyTags, base, `differ in "noise"`},
+		{"checkpoint label contradicts a tag", []*artifacts.Table{metricsTable(evalRow{"method=AT/best", "clean", 0.5})},
+			[]map[string]string{{"method": "SGLR"}}, base, "says method=AT but the row has method=SGLR"},
+		{"no metrics", paper, paperTags, with(func(l *Layout) { l.Metrics = nil }), "no metrics"},
+		{"two values", []*artifacts.Table{metricsTable(evalRow{"best", "clean", 0.5}, evalRow{"best", "clean", 0.6})}, nil,
+			with(func(l *Layout) { l.Rows = nil }), "two different values"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			records, err := Records(tt.tables, tt.tags)
+			if err == nil {
+				_, err = tt.layout.Build(records)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Build = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := Records(paper, []map[string]string{{"attack": "x"}, {}}); err == nil || !strings.Contains(err.Error(), "clashes") {
+		t.Errorf("a tag naming a column: %v", err)
+	}
+}
+
+func TestCSVAndLaTeXShapes(t *testing.T) {
+	paper, paperTags := paperTables()
+	records, err := Records(paper, paperTags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Layout{Rows: []string{"method"}, Cols: []string{"attack"}, Metrics: []string{"accuracy"},
+		BestFinal: true, Digits: 1, Percent: true}.Build(records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(g.CSV(1))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 || len(rows[0]) != 7 || rows[0][0] != "method" || rows[0][3] != "clean Diff" ||
+		rows[1][0] != "AT" || rows[1][3] != "-1.7" || rows[2][6] != "0.5" {
+		t.Errorf("CSV rows %q", rows)
+	}
+
+	tex := string(g.LaTeX("Table B.4", 1))
+	want := `% Table B.4
+\begin{tabular}{lrrrrrr}
+\toprule
+ & \multicolumn{3}{c}{clean} & \multicolumn{3}{c}{pgd20} \\
+\cmidrule(lr){2-4} \cmidrule(lr){5-7}
+method & Best & Final & Diff & Best & Final & Diff \\
+\midrule
+AT & $80.7$ & $82.4$ & $-1.7$ & $50.7$ & $41.4$ & $9.3$ \\
+AT+SGLR & $82.9$ & $83.0$ & $-0.1$ & $56.4$ & $55.9$ & $0.5$ \\
+\bottomrule
+\end{tabular}
+`
+	if tex != want {
+		t.Errorf("LaTeX:\n%s\nwant\n%s", tex, want)
+	}
+
+	// One header row without leaves; escaping and ± in math mode.
+	seeds, seedTags := seedTables()
+	for i := range seedTags {
+		seedTags[i]["method"] += "_50%"
+	}
+	records, err = Records(seeds, seedTags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err = Layout{Metrics: []string{"accuracy"}, Aggregate: AggregateMeanStd, Digits: 1, Percent: true}.Build(records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tex = string(g.LaTeX("", 1))
+	for _, frag := range []string{"method & accuracy \\\\\n\\midrule", `AT\_50\% & $51.0\pm1.4$ \\`, `\bottomrule`} {
+		if !strings.Contains(tex, frag) {
+			t.Errorf("LaTeX lacks %q:\n%s", frag, tex)
+		}
+	}
+}
+
+func TestIsRate(t *testing.T) {
+	for name, want := range map[string]bool{
+		"accuracy": true, "val_robust_acc": true, "train_clean_acc": true, "noise_rate": true, "error": true,
+		"ece": false, "nll": false, "brier": false, "seconds": false, "n": false, "temperature": false,
+	} {
+		if got := IsRate(name); got != want {
+			t.Errorf("IsRate(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
