@@ -136,8 +136,8 @@ func TestLayoutMarkdown(t *testing.T) {
 			layout: Layout{Cols: []string{"attack"}, Metrics: []string{"accuracy", "ece"}, BestFinal: false, Digits: 2, Percent: true},
 			want: "| checkpoint | clean accuracy | clean ece | pgd accuracy |\n" +
 				"| ---------- | -------------: | --------: | -----------: |\n" +
-				"| best       |          50.00 |      0.12 |        25.00 |\n" +
-				"| final      |          75.00 |      0.05 |            — |\n",
+				"| best       |          50.00 |    0.1234 |        25.00 |\n" +
+				"| final      |          75.00 |    0.0456 |            — |\n",
 		},
 	}
 	for _, tt := range tests {

@@ -156,6 +156,7 @@ func formatCell(c Cell, digits int, pm, empty string) string {
 	if c.N == 0 {
 		return empty
 	}
+	digits += c.ExtraDigits
 	s := formatNumber(c.Mean, digits)
 	if c.ShowStd {
 		s += pm + formatNumber(c.Std, digits)

@@ -71,7 +71,7 @@ func (Stage) Spec() stages.Spec {
 			{Name: "aggregate", Type: stages.TypeString, Default: AggregateMeanStd, Enum: []string{AggregateMean, AggregateMeanStd},
 				Doc: "rows that differ only in a seed tag are averaged; mean±std also shows the sample standard deviation"},
 			{Name: "digits", Type: stages.TypeInt, Default: int64(1), Min: stages.Float(0), Max: stages.Float(10),
-				Doc: "digits after the decimal point"},
+				Doc: "digits after the decimal point (two more for metrics that percent does not scale, such as ECE)"},
 			{Name: "percent", Type: stages.TypeBool, Default: true,
 				Doc: "show rates (accuracy, *_acc, *rate*, *error*) as percentages"},
 			{Name: "plots", Type: stages.TypeList,
