@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -17,11 +18,11 @@ type Model interface {
 	InputGrad(x []float32, n int, target []float32, grad []float32) (loss float64, err error)
 }
 
-// Evaluator is a Model over any number of samples: it cuts the input into
-// chunks of its batch size and runs them on its workers, each worker with its
-// own Eval-mode Nets and private weights. The last partial chunk is padded
-// with zeros (zero targets, so it adds nothing to the loss) and the padding's
-// outputs are dropped. Every chunk is computed the same way whichever worker
+// Evaluator is a GradModel over any number of samples: it cuts the input
+// into chunks of its batch size and runs them on its workers, each worker
+// with its own Eval-mode Nets and private weights. The last partial chunk is
+// padded with zeros (zero targets and zero upstream, so it adds nothing to
+// the loss or the products) and the padding's outputs are dropped. Every chunk is computed the same way whichever worker
 // runs it, so results do not depend on the worker count or scheduling. Calls
 // are serialised by a mutex; the Evaluator is safe for concurrent use.
 type Evaluator struct {
@@ -35,10 +36,9 @@ type Evaluator struct {
 
 // evalWorker owns one goroutine's Nets, built on first use.
 type evalWorker struct {
-	logits, inputGrad       *Net
-	logitsVer, inputGradVer uint64
-	padX, padTarget, padOut []float32
-	padGrad                 []float32
+	logits, inputGrad, vjp           *Net
+	logitsVer, inputGradVer, vjpVer  uint64
+	padX, padTarget, padOut, padGrad []float32
 }
 
 // NewEvaluator prepares an Evaluator for w with chunks of batch samples run
@@ -82,6 +82,11 @@ func (e *Evaluator) Classes() int { return e.weights.Arch.Classes }
 
 // InputSize is the number of scalars per input sample.
 func (e *Evaluator) InputSize() int { return e.weights.Arch.InputSize() }
+
+// InputShape is the per-sample input shape C,H,W of the architecture (a
+// fresh slice), so that shape-aware attacks such as Square place their
+// squares on the image grid.
+func (e *Evaluator) InputShape() []int { return slices.Clone(e.weights.Arch.Input) }
 
 // Batch is the chunk size.
 func (e *Evaluator) Batch() int { return e.batch }
@@ -158,6 +163,38 @@ func (e *Evaluator) InputGrad(x []float32, n int, target []float32, grad []float
 	return total, nil
 }
 
+// LogitsVJP writes J(x)ᵀ·upstream into grad (n*InputSize) for the n samples
+// x (n*InputSize), J the Jacobian of the Eval-mode logits with respect to x
+// and upstream dLoss/dlogits (n*Classes). Attacks on losses other than the
+// cross-entropy compute dLoss/dlogits themselves and back-propagate it here.
+func (e *Evaluator) LogitsVJP(x []float32, n int, upstream []float32, grad []float32) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d, k := e.InputSize(), e.Classes()
+	if err := e.checkSizes(n, map[string][2]int{"x": {len(x), n * d}, "upstream": {len(upstream), n * k}, "grad": {len(grad), n * d}}); err != nil {
+		return fmt.Errorf("evaluator logits vector-Jacobian product: %w", err)
+	}
+	return e.forChunks(n, func(wk *evalWorker, chunk, lo, hi int) error {
+		net, err := e.net(wk, PurposeVJP)
+		if err != nil {
+			return err
+		}
+		if hi-lo == e.batch {
+			return net.LogitsVJP(x[lo*d:hi*d], upstream[lo*k:hi*k], grad[lo*d:hi*d])
+		}
+		wk.pad(e.batch, d, k)
+		copy(wk.padX, x[lo*d:hi*d])
+		clear(wk.padX[(hi-lo)*d:])
+		copy(wk.padTarget, upstream[lo*k:hi*k])
+		clear(wk.padTarget[(hi-lo)*k:])
+		if err := net.LogitsVJP(wk.padX, wk.padTarget, wk.padGrad); err != nil {
+			return err
+		}
+		copy(grad[lo*d:hi*d], wk.padGrad)
+		return nil
+	})
+}
+
 // forChunks runs do for every chunk [lo,hi) of the n samples, chunk c on
 // worker c mod workers, workers in parallel; it returns the first error in
 // chunk order.
@@ -190,9 +227,17 @@ func (e *Evaluator) forChunks(n int, do func(wk *evalWorker, chunk, lo, hi int) 
 // net returns the worker's Net for purpose, built on first use and carrying
 // the current weights.
 func (e *Evaluator) net(wk *evalWorker, purpose Purpose) (*Net, error) {
-	slot, ver := &wk.logits, &wk.logitsVer
-	if purpose == PurposeInputGrad {
+	var slot **Net
+	var ver *uint64
+	switch purpose {
+	case PurposeLogits:
+		slot, ver = &wk.logits, &wk.logitsVer
+	case PurposeInputGrad:
 		slot, ver = &wk.inputGrad, &wk.inputGradVer
+	case PurposeVJP:
+		slot, ver = &wk.vjp, &wk.vjpVer
+	default:
+		return nil, fmt.Errorf("evaluator: no %s nets", purpose)
 	}
 	if *slot == nil {
 		n, err := NewNet(e.weights, e.batch, purpose, NetOptions{Mode: Eval})
@@ -215,7 +260,7 @@ func (e *Evaluator) checkSizes(n int, sizes map[string][2]int) error {
 	if n < 0 {
 		return fmt.Errorf("negative sample count %d", n)
 	}
-	for _, name := range []string{"x", "target", "out", "grad"} {
+	for _, name := range []string{"x", "target", "upstream", "out", "grad"} {
 		if s, ok := sizes[name]; ok && s[0] != s[1] {
 			return fmt.Errorf("%s has %d values, want %d for %d samples", name, s[0], s[1], n)
 		}
@@ -223,7 +268,8 @@ func (e *Evaluator) checkSizes(n int, sizes map[string][2]int) error {
 	return nil
 }
 
-// pad allocates the worker's padding buffers once.
+// pad allocates the worker's padding buffers once; padTarget also holds the
+// padded upstream of LogitsVJP.
 func (wk *evalWorker) pad(batch, d, k int) {
 	if wk.padX == nil {
 		wk.padX = make([]float32, batch*d)
@@ -251,3 +297,9 @@ func sameLayout(a, b *Weights) bool {
 	}
 	return true
 }
+
+// The Evaluator is what the evaluation attacks run on.
+var (
+	_ GradModel   = (*Evaluator)(nil)
+	_ InputShaper = (*Evaluator)(nil)
+)

@@ -26,6 +26,12 @@ const (
 	// in one graph sharing the weights, gradients flowing through both (as in
 	// the TRADES reference), and its gradient for every trainable parameter.
 	PurposeTrainTRADES
+	// PurposeVJP computes the vector-Jacobian product of the logits: with an
+	// upstream input U (Batch×Classes, dLoss/dlogits) the loss is
+	// Σ_i Σ_k logits[i,k]·U[i,k] and its gradient with respect to the input
+	// is J(x)ᵀ·U. The evaluation attacks (CW, DLR, FAB) differentiate their
+	// own losses of the logits through it. Eval mode only.
+	PurposeVJP
 )
 
 // String names the purpose for error messages.
@@ -39,6 +45,8 @@ func (p Purpose) String() string {
 		return "train"
 	case PurposeTrainTRADES:
 		return "train-trades"
+	case PurposeVJP:
+		return "vjp"
 	default:
 		return fmt.Sprintf("purpose(%d)", int(p))
 	}
@@ -88,6 +96,9 @@ type Net struct {
 
 	x, xAdv, target, beta *G.Node
 	xT, xAdvT, targetT    *tensor.Dense
+	// upstream is the dLoss/dlogits input of a PurposeVJP net.
+	upstream  *G.Node
+	upstreamT *tensor.Dense
 
 	logits *G.Node
 	loss   *G.Node
@@ -135,6 +146,10 @@ func NewNet(w *Weights, batch int, purpose Purpose, opts NetOptions) (*Net, erro
 		}
 		if opts.Loss != LossSoftCE {
 			return nil, fmt.Errorf("new %s net: unknown loss kind %d", purpose, opts.Loss)
+		}
+	case PurposeVJP:
+		if opts.Mode != Eval {
+			return nil, fmt.Errorf("new %s net: vector-Jacobian products are computed in Eval mode only", purpose)
 		}
 	default:
 		return nil, fmt.Errorf("new net: unknown purpose %d", purpose)
@@ -202,6 +217,15 @@ func (n *Net) InputGrad(x, target, grad []float32) (float64, error) {
 	return netInputGrad(n, x, target, grad)
 }
 
+// LogitsVJP writes J(x)ᵀ·upstream into grad (Batch()*InputSize() values),
+// J the Jacobian of the Eval-mode logits with respect to x (Batch()*
+// InputSize() values) and upstream dLoss/dlogits (Batch()*Classes()
+// values). Samples do not interact in Eval mode, so row i of grad is sample
+// i's own product. It needs a PurposeVJP net.
+func (n *Net) LogitsVJP(x, upstream, grad []float32) error {
+	return netLogitsVJP(n, x, upstream, grad)
+}
+
 // TrainStep computes mean_i softCE(f(x_i), target_i) and the gradients of
 // every trainable parameter (fresh each call, read them with Grads). It writes
 // the logits into logits when it is not nil. In Train mode the BatchNorm
@@ -264,7 +288,7 @@ func (n *Net) lossValue() float64 {
 	return scalarValue(n.loss.Value())
 }
 
-// xGradValue is d loss / d x after the last run (input-gradient nets and
+// xGradValue is d loss / d x after the last run (input-gradient and VJP nets,
 // training nets built withInputGrads).
 func (n *Net) xGradValue() G.Value {
 	return n.xGrad.Value()
@@ -329,6 +353,21 @@ func (n *Net) build() error {
 		}
 		n.xGrad = grads[0]
 		watch = append(watch, n.loss, n.xGrad)
+	case PurposeVJP:
+		n.upstream, n.upstreamT = n.newInput("upstream", n.batch, k)
+		prod, err := G.HadamardProd(clean.logits, n.upstream)
+		if err != nil {
+			return fmt.Errorf("logits · upstream: %w", err)
+		}
+		if n.loss, err = G.Sum(prod); err != nil {
+			return fmt.Errorf("sum of logits · upstream: %w", err)
+		}
+		grads, err := G.Grad(n.loss, n.x)
+		if err != nil {
+			return fmt.Errorf("logits vector-Jacobian product: %w", err)
+		}
+		n.xGrad = grads[0]
+		watch = append(watch, n.xGrad)
 	case PurposeTrain, PurposeTrainTRADES:
 		n.target, n.targetT = n.newInput("target", n.batch, k)
 		ce, err := softCrossEntropySum(clean.logits, n.target)

@@ -51,6 +51,28 @@ func netInputGrad[T float](n *Net, x, target, grad []T) (float64, error) {
 	return n.lossValue(), nil
 }
 
+func netLogitsVJP[T float](n *Net, x, upstream, grad []T) error {
+	if n.purpose != PurposeVJP {
+		return fmt.Errorf("LogitsVJP needs a %s net, this one is %s", PurposeVJP, n.purpose)
+	}
+	if err := n.checkLen("x", len(x), n.batch*n.arch.InputSize()); err != nil {
+		return err
+	}
+	if err := n.checkLen("upstream", len(upstream), n.batch*n.arch.Classes); err != nil {
+		return err
+	}
+	if err := n.checkLen("grad", len(grad), n.batch*n.arch.InputSize()); err != nil {
+		return err
+	}
+	copyIntoDense(n.xT, x)
+	copyIntoDense(n.upstreamT, upstream)
+	if err := n.run(); err != nil {
+		return err
+	}
+	copyFromValue(grad, n.xGradValue())
+	return nil
+}
+
 // netTrainStep runs a PurposeTrain net (xAdv nil) or a PurposeTrainTRADES
 // net (xAdv and beta used).
 func netTrainStep[T float](n *Net, x, xAdv, target, logits []T, beta float64) (float64, error) {

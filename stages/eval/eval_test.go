@@ -360,39 +360,56 @@ func TestEvalLimit(t *testing.T) {
 }
 
 func TestEvalGradientAttacks(t *testing.T) {
-	// cw and autoattack need the logits vector-Jacobian product of the
-	// Evaluator. With it, autoattack writes its components' cumulative rows;
-	// without it, the stage says what is missing.
-	fx := trained(t)
-	values := map[string]any{"attacks": attacks("pgd", "autoattack"), "steps": int64(5), "queries": int64(50), "targets": int64(3), "limit": int64(40)}
-	env, err := runEval(t, []model{{m: fx.best}}, nil, fx.test, values)
+	// Every attack runs on the Evaluator, whose logits vector-Jacobian
+	// product serves the losses other than the cross-entropy (cw, apgd,
+	// fab-t, autoattack); autoattack also writes its components'
+	// cumulative rows.
 	var ev any = &nn.Evaluator{}
 	if _, ok := ev.(nn.GradModel); !ok {
-		if err == nil || !strings.Contains(err.Error(), "vector-Jacobian product") {
-			t.Fatalf("autoattack without LogitsVJP: %v, want an error naming the vector-Jacobian product", err)
-		}
-		t.Logf("without LogitsVJP: %v", err)
-		return
+		t.Fatal("nn.Evaluator is not an nn.GradModel: it lacks LogitsVJP")
 	}
+	fx := trained(t)
+	const limit = 40
+	values := map[string]any{"attacks": attacks(nn.AttackNames...), "steps": int64(5), "queries": int64(50), "targets": int64(3), "limit": int64(limit)}
+	env, err := runEval(t, []model{{m: fx.best}}, nil, fx.test, values)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tb := readMetrics(t, env)
-	want := []string{"pgd", "autoattack/apgd-ce", "autoattack/apgd-t", "autoattack/fab-t", "autoattack/square", "autoattack"}
-	if got := tb.Column(ColAttack).Strings; !reflect.DeepEqual(got, want) {
+	var want []string
+	for _, a := range nn.AttackNames {
+		if a == nn.AttackAutoAttack {
+			for _, c := range []string{"apgd-ce", "apgd-t", "fab-t", "square"} {
+				want = append(want, "autoattack/"+c)
+			}
+		}
+		want = append(want, a)
+	}
+	got := tb.Column(ColAttack).Strings
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("attacks %v, want %v", got, want)
 	}
-	acc := tb.Column(ColAccuracy).Floats
-	for i := 2; i < 5; i++ {
-		if acc[i] > acc[i-1] {
-			t.Errorf("cumulative accuracy rises from %v to %v at %s", acc[i-1], acc[i], want[i])
+	acc := map[string]float64{}
+	for i, a := range got {
+		acc[a] = tb.Column(ColAccuracy).Floats[i]
+	}
+	t.Logf("accuracy: %v", acc)
+	for _, a := range nn.AttackNames {
+		if acc[a] > acc[nn.AttackClean] {
+			t.Errorf("%s accuracy %v exceeds clean %v", a, acc[a], acc[nn.AttackClean])
 		}
 	}
-	if acc[5] != acc[4] {
-		t.Errorf("autoattack accuracy %v differs from its last component's %v", acc[5], acc[4])
+	chain := []string{"autoattack/apgd-ce", "autoattack/apgd-t", "autoattack/fab-t", "autoattack/square"}
+	for i := 1; i < len(chain); i++ {
+		if acc[chain[i]] > acc[chain[i-1]] {
+			t.Errorf("cumulative accuracy rises from %v to %v at %s", acc[chain[i-1]], acc[chain[i]], chain[i])
+		}
 	}
-	if p := readPredictions(t, env); p.Len() != 2*40 {
-		t.Errorf("predictions hold %d rows, want 80 (components have none)", p.Len())
+	if acc[nn.AttackAutoAttack] != acc["autoattack/square"] {
+		t.Errorf("autoattack accuracy %v differs from its last component's %v", acc[nn.AttackAutoAttack], acc["autoattack/square"])
+	}
+	if p := readPredictions(t, env); p.Len() != len(nn.AttackNames)*limit {
+		t.Errorf("predictions hold %d rows, want %d (components have none)", p.Len(), len(nn.AttackNames)*limit)
 	}
 }
 
