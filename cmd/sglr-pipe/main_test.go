@@ -660,7 +660,7 @@ func TestQuickstartSecondRunIsCached(t *testing.T) {
 	dir, file := writePipeline(t, string(src))
 	// The full quickstart trains for a minute; two epochs exercise the same
 	// stages and the caching of every one of them.
-	shrink := []string{"--set", "vars.epochs=2", "--set", "vars.train_size=300"}
+	shrink := []string{"--set", "vars.epochs=2", "--set", "vars.train_size=300", "--set", "vars.test_size=100"}
 	first := mustSucceed(t, dir, append([]string{"run", file}, shrink...)...)
 	if !strings.Contains(first.stdout, "0 cached, 0 failed") {
 		t.Errorf("first quickstart run:\n%s", first.stdout)
@@ -668,10 +668,10 @@ func TestQuickstartSecondRunIsCached(t *testing.T) {
 	started := time.Now()
 	second := mustSucceed(t, dir, append([]string{"run", file}, shrink...)...)
 	elapsed := time.Since(started)
-	if !strings.Contains(second.stdout, "0 ran, 6 cached, 0 failed in ") {
+	if !strings.Contains(second.stdout, "0 ran, 8 cached, 0 failed in ") {
 		t.Errorf("second quickstart run is not all cache hits:\n%s", second.stdout)
 	}
-	if !strings.Contains(second.stdout, "summary.table") || !strings.Contains(second.stdout, "| labels") {
+	if !strings.Contains(second.stdout, "report.report") || !strings.Contains(second.stdout, "| labels") {
 		t.Errorf("second quickstart run does not print its table:\n%s", second.stdout)
 	}
 	if elapsed > 5*time.Second {
