@@ -278,7 +278,7 @@ func (r *fabRun) step(i int, scratch []roomEntry) error {
 	alpha := min(max(a1/(a1+a2), 0), c.AlphaMax)
 	for j := range x1 {
 		v := (float64(x1[j])+c.Eta*float64(d1[j]))*(1-alpha) + (float64(x0[j])+c.Eta*float64(d2[j]))*alpha
-		x1[j] = float32(math.Min(math.Max(v, 0), 1))
+		x1[j] = float32(min(max(v, 0), 1))
 	}
 	return nil
 }
@@ -286,10 +286,10 @@ func (r *fabRun) step(i int, scratch []roomEntry) error {
 // projectLinfHyperplane writes into delta the smallest-L∞ move δ with
 // w·(t+δ) = b and t+δ in [0,1], and returns ‖δ‖∞. Every coordinate moves by
 // the same λ in the direction that changes w·x towards b, capped by the room
-// left inside [0,1]; λ solves Σ|w_i|·min(λ, room_i) = |b − w·t| by sorting
-// the rooms. When the box cannot reach the hyperplane, every coordinate
-// moves to its bound (the closest reachable point). scratch holds len(t)
-// entries.
+// left inside [0,1]; λ solves Σ|w_i|·min(λ, room_i) = |b − w·t| (see
+// hyperplaneLambda). When the box cannot reach the hyperplane, every
+// coordinate moves to its bound (the closest reachable point). scratch holds
+// len(t) entries.
 func projectLinfHyperplane(t, w []float32, b float64, delta []float32, scratch []roomEntry) float64 {
 	gap := b
 	for j, v := range t {
@@ -312,32 +312,12 @@ func projectLinfHyperplane(t, w []float32, b float64, delta []float32, scratch [
 		if dirSign*float64(w[j]) > 0 {
 			room = 1 - float64(v)
 		}
+		if room <= 0 { // capped at any λ > 0, adding nothing: leave it out
+			continue
+		}
 		entries = append(entries, roomEntry{room: room, weight: math.Abs(float64(w[j]))})
 	}
-	slices.SortFunc(entries, func(a, b roomEntry) int {
-		switch {
-		case a.room < b.room:
-			return -1
-		case a.room > b.room:
-			return 1
-		default:
-			return 0
-		}
-	})
-	remaining := 0.0 // Σ weights of coordinates not capped yet
-	for _, e := range entries {
-		remaining += e.weight
-	}
-	lambda, capped := math.Inf(1), 0.0
-	for _, e := range entries {
-		// Up to λ = e.room the gain is capped + λ·remaining.
-		if capped+e.room*remaining >= gap {
-			lambda = (gap - capped) / remaining
-			break
-		}
-		capped += e.room * e.weight
-		remaining -= e.weight
-	}
+	lambda := hyperplaneLambda(entries, gap)
 	norm := 0.0
 	for j, v := range t {
 		if w[j] == 0 {
@@ -348,7 +328,7 @@ func projectLinfHyperplane(t, w []float32, b float64, delta []float32, scratch [
 		if up {
 			room = 1 - float64(v)
 		}
-		move := math.Min(lambda, room)
+		move := min(lambda, room)
 		if !up {
 			move = -move
 		}
@@ -356,4 +336,63 @@ func projectLinfHyperplane(t, w []float32, b float64, delta []float32, scratch [
 		norm = max(norm, math.Abs(move))
 	}
 	return norm
+}
+
+// hyperplaneLambda returns the λ ≥ 0 with g(λ) = Σ weight_i·min(λ, room_i)
+// = gap (gap > 0, weights > 0), or +Inf when g never reaches gap (every
+// coordinate capped). g is increasing and piecewise linear with breaks at
+// the rooms; instead of sorting the rooms (O(D log D), what the reference
+// does), it finds the segment holding λ by quickselect in expected O(D):
+// for a pivot room p, g(p) ≥ gap puts λ at or below p, so every entry with
+// room ≥ p stays uncapped; otherwise every entry with room ≤ p is capped.
+// entries is reordered.
+func hyperplaneLambda(entries []roomEntry, gap float64) float64 {
+	capped := 0.0    // Σ room·weight of the entries known capped (room < λ)
+	uncapped := 0.0  // Σ weight of the entries known uncapped (room ≥ λ)
+	s := entries     // entries not classified yet
+	for len(s) > 0 { // invariant: every capped room < every room in s ≤ every uncapped room
+		p := medianOfThree(s[0].room, s[len(s)/2].room, s[len(s)-1].room)
+		// Three-way partition: [0,lo) room < p, [lo,hi) room == p, [hi,len) room > p.
+		lo, hi, j := 0, len(s), 0
+		lowGain, equalWeight, highWeight := 0.0, 0.0, 0.0
+		for j < hi {
+			e := s[j]
+			switch {
+			case e.room < p:
+				lowGain += e.room * e.weight
+				s[lo], s[j] = s[j], s[lo]
+				lo++
+				j++
+			case e.room > p:
+				highWeight += e.weight
+				hi--
+				s[hi], s[j] = s[j], s[hi]
+			default:
+				equalWeight += e.weight
+				j++
+			}
+		}
+		if capped+lowGain+p*(equalWeight+highWeight+uncapped) >= gap {
+			uncapped += equalWeight + highWeight
+			s = s[:lo]
+		} else {
+			capped += lowGain + p*equalWeight
+			s = s[hi:]
+		}
+	}
+	if uncapped == 0 {
+		return math.Inf(1)
+	}
+	return (gap - capped) / uncapped
+}
+
+// medianOfThree returns the median of a, b and c.
+func medianOfThree(a, b, c float64) float64 {
+	if a > b {
+		a, b = b, a
+	}
+	if b > c {
+		b = c
+	}
+	return max(a, b)
 }

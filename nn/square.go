@@ -120,13 +120,13 @@ type squareRun struct {
 	c, h, w int
 	rng     *rand.Rand
 
-	x0, best, cand []float32 // na*D
-	y              []int32   // na
-	margin         []float64 // na, best margin
-	idx            []int     // active positions
-	xs, cs         []float32 // gathered clean and candidate points
-	logits         []float32
-	signs          []float32 // per channel
+	x0, best []float32 // na*D
+	cand     []float32 // len(idx)*D: the current point of each sample still robust
+	y        []int32   // na
+	margin   []float64 // na, best margin
+	idx      []int     // positions of the samples still robust
+	logits   []float32
+	signs    []float32 // per channel
 }
 
 // size grows the buffers for na samples.
@@ -162,13 +162,19 @@ func (r *squareRun) single(na, queries int, pInit float64) error {
 	for i := range na {
 		r.margin[i] = marginRow(r.logits[i*r.k:(i+1)*r.k], int(r.y[i]))
 	}
-	for it := range queries {
-		r.idx = r.idx[:0]
-		for i := range na {
-			if r.margin[i] > 0 {
-				r.idx = append(r.idx, i)
-			}
+	// r.idx lists the samples still robust and r.cand holds their current
+	// best points (row a for sample r.idx[a]); a query only rewrites the
+	// window of each row, and restores it when the proposal is rejected, so
+	// the rows are not copied afresh for every query.
+	r.idx = r.idx[:0]
+	for i := range na {
+		if r.margin[i] > 0 {
+			r.idx = append(r.idx, i)
 		}
+	}
+	r.cand = grow(r.cand, len(r.idx)*d)
+	Gather(r.best, d, r.idx, r.cand)
+	for it := range queries {
 		if len(r.idx) == 0 {
 			return nil
 		}
@@ -183,15 +189,13 @@ func (r *squareRun) single(na, queries int, pInit float64) error {
 			}
 		}
 		nc := len(r.idx)
-		r.cand = grow(r.cand, nc*d)
 		for a, i := range r.idx {
 			cand := r.cand[a*d : (a+1)*d]
-			copy(cand, r.best[i*d:(i+1)*d])
 			x0 := r.x0[i*d : (i+1)*d]
 			for ch := range r.c {
 				for row := vh; row < vh+wh; row++ {
-					for col := vw; col < vw+ww; col++ {
-						j := (ch*r.h+row)*r.w + col
+					lo := (ch*r.h+row)*r.w + vw
+					for j := lo; j < lo+ww; j++ {
 						// x_best + 2·eps·sign, projected: the window lands on x0 ± eps.
 						v := float64(cand[j]) + 2*float64(r.signs[ch])
 						cand[j] = project(v, x0[j], r.eps)
@@ -202,13 +206,33 @@ func (r *squareRun) single(na, queries int, pInit float64) error {
 		if err := r.m.Logits(r.cand[:nc*d], nc, r.logits[:nc*r.k]); err != nil {
 			return fmt.Errorf("query %d: logits of %d samples: %w", it+1, nc, err)
 		}
+		kept := 0
 		for a, i := range r.idx {
+			cand, best := r.cand[a*d:(a+1)*d], r.best[i*d:(i+1)*d]
 			mg := marginRow(r.logits[a*r.k:(a+1)*r.k], int(r.y[i]))
-			if mg < r.margin[i] || mg <= 0 {
+			accept := mg < r.margin[i] || mg <= 0
+			if accept {
 				r.margin[i] = mg
-				copy(r.best[i*d:(i+1)*d], r.cand[a*d:(a+1)*d])
+			}
+			for ch := range r.c {
+				for row := vh; row < vh+wh; row++ {
+					lo := (ch*r.h+row)*r.w + vw
+					if accept {
+						copy(best[lo:lo+ww], cand[lo:lo+ww])
+					} else {
+						copy(cand[lo:lo+ww], best[lo:lo+ww])
+					}
+				}
+			}
+			if r.margin[i] > 0 { // still robust: keep its row, compacted
+				if kept != a {
+					copy(r.cand[kept*d:(kept+1)*d], cand)
+				}
+				r.idx[kept] = i
+				kept++
 			}
 		}
+		r.idx = r.idx[:kept]
 	}
 	return nil
 }
