@@ -19,12 +19,26 @@ type Model interface {
 }
 
 // Evaluator is a GradModel over any number of samples: it cuts the input
-// into chunks of its batch size and runs them on its workers, each worker
-// with its own Eval-mode Nets and private weights. The last partial chunk is
-// padded with zeros (zero targets and zero upstream, so it adds nothing to
-// the loss or the products) and the padding's outputs are dropped. Every chunk is computed the same way whichever worker
-// runs it, so results do not depend on the worker count or scheduling. Calls
-// are serialised by a mutex; the Evaluator is safe for concurrent use.
+// into chunks and runs them on its workers, each worker with its own
+// Eval-mode Nets and private weights.
+//
+// The chunk size is chosen per call from n, the batch size and the worker
+// count only: c = min(batch, roundUp(ceil(n/workers), chunkGrain)), so that a
+// call on fewer than batch×workers samples still keeps every worker busy
+// (117 points on 2 workers run as 64+53, not as one 256-row chunk). The last
+// chunk runs on a Net of roundUp(rows, chunkGrain) rows (at most c), so it
+// is padded by fewer than chunkGrain rows (by none when c = batch and the
+// rows fill it). Padding rows are zeros (zero targets and zero upstream, so
+// they add nothing to the loss or the products) and their outputs are
+// dropped. Every chunk is computed the same way whichever worker runs it, so
+// results depend on n, batch and workers, not on scheduling.
+//
+// Nets are compiled on first use per (worker, purpose, rows) and cached. Rows
+// take at most batch/chunkGrain+1 values (multiples of chunkGrain below batch,
+// and batch), and each worker keeps at most maxChunkNets Nets per purpose,
+// evicting the least recently used, so memory stays bounded by
+// workers × purposes × maxChunkNets Nets of at most batch rows. Calls are
+// serialised by a mutex; the Evaluator is safe for concurrent use.
 type Evaluator struct {
 	mu      sync.Mutex
 	weights *Weights // private master copy, pushed to workers lazily
@@ -34,11 +48,30 @@ type Evaluator struct {
 	losses  []float64 // per-chunk losses of the current InputGrad call
 }
 
+// chunkGrain is the granularity of chunk sizes below the batch size: the
+// padding of a chunk stays under chunkGrain rows while the number of
+// distinct graph sizes stays at most batch/chunkGrain+1.
+const chunkGrain = 16
+
+// maxChunkNets bounds the Nets a worker keeps per purpose; beyond it the
+// least recently used one is dropped (and recompiled if needed again).
+const maxChunkNets = 8
+
 // evalWorker owns one goroutine's Nets, built on first use.
 type evalWorker struct {
-	logits, inputGrad, vjp           *Net
-	logitsVer, inputGradVer, vjpVer  uint64
+	nets                             []*chunkNet
+	uses                             uint64 // counter ordering the nets' last uses
 	padX, padTarget, padOut, padGrad []float32
+}
+
+// chunkNet is a worker's cached Net for one purpose and row count, with the
+// Evaluator weight version it carries and when it was last used.
+type chunkNet struct {
+	purpose Purpose
+	rows    int
+	net     *Net
+	version uint64
+	lastUse uint64
 }
 
 // NewEvaluator prepares an Evaluator for w with chunks of batch samples run
@@ -88,7 +121,8 @@ func (e *Evaluator) InputSize() int { return e.weights.Arch.InputSize() }
 // squares on the image grid.
 func (e *Evaluator) InputShape() []int { return slices.Clone(e.weights.Arch.Input) }
 
-// Batch is the chunk size.
+// Batch is the largest chunk size: calls on fewer than Batch()×workers
+// samples run in smaller chunks (see Evaluator).
 func (e *Evaluator) Batch() int { return e.batch }
 
 // Logits writes the Eval-mode logits of n samples x (n*InputSize) into out
@@ -100,21 +134,22 @@ func (e *Evaluator) Logits(x []float32, n int, out []float32) error {
 	if err := e.checkSizes(n, map[string][2]int{"x": {len(x), n * d}, "out": {len(out), n * k}}); err != nil {
 		return fmt.Errorf("evaluator logits: %w", err)
 	}
-	return e.forChunks(n, func(wk *evalWorker, chunk, lo, hi int) error {
-		net, err := e.net(wk, PurposeLogits)
+	return e.forChunks(n, func(wk *evalWorker, chunk, lo, hi, rows int) error {
+		net, err := e.net(wk, PurposeLogits, rows)
 		if err != nil {
 			return err
 		}
-		if hi-lo == e.batch {
+		if hi-lo == rows {
 			return net.Logits(x[lo*d:hi*d], out[lo*k:hi*k])
 		}
 		wk.pad(e.batch, d, k)
-		copy(wk.padX, x[lo*d:hi*d])
-		clear(wk.padX[(hi-lo)*d:])
-		if err := net.Logits(wk.padX, wk.padOut); err != nil {
+		padX, padOut := wk.padX[:rows*d], wk.padOut[:rows*k]
+		copy(padX, x[lo*d:hi*d])
+		clear(padX[(hi-lo)*d:])
+		if err := net.Logits(padX, padOut); err != nil {
 			return err
 		}
-		copy(out[lo*k:hi*k], wk.padOut)
+		copy(out[lo*k:hi*k], padOut)
 		return nil
 	})
 }
@@ -128,29 +163,30 @@ func (e *Evaluator) InputGrad(x []float32, n int, target []float32, grad []float
 	if err := e.checkSizes(n, map[string][2]int{"x": {len(x), n * d}, "target": {len(target), n * k}, "grad": {len(grad), n * d}}); err != nil {
 		return 0, fmt.Errorf("evaluator input gradient: %w", err)
 	}
-	chunks := (n + e.batch - 1) / e.batch
+	_, chunks := e.chunking(n)
 	if cap(e.losses) < chunks {
 		e.losses = make([]float64, chunks)
 	}
 	losses := e.losses[:chunks]
-	err := e.forChunks(n, func(wk *evalWorker, chunk, lo, hi int) error {
-		net, err := e.net(wk, PurposeInputGrad)
+	err := e.forChunks(n, func(wk *evalWorker, chunk, lo, hi, rows int) error {
+		net, err := e.net(wk, PurposeInputGrad, rows)
 		if err != nil {
 			return err
 		}
-		if hi-lo == e.batch {
+		if hi-lo == rows {
 			losses[chunk], err = net.InputGrad(x[lo*d:hi*d], target[lo*k:hi*k], grad[lo*d:hi*d])
 			return err
 		}
 		wk.pad(e.batch, d, k)
-		copy(wk.padX, x[lo*d:hi*d])
-		clear(wk.padX[(hi-lo)*d:])
-		copy(wk.padTarget, target[lo*k:hi*k])
-		clear(wk.padTarget[(hi-lo)*k:])
-		if losses[chunk], err = net.InputGrad(wk.padX, wk.padTarget, wk.padGrad); err != nil {
+		padX, padTarget, padGrad := wk.padX[:rows*d], wk.padTarget[:rows*k], wk.padGrad[:rows*d]
+		copy(padX, x[lo*d:hi*d])
+		clear(padX[(hi-lo)*d:])
+		copy(padTarget, target[lo*k:hi*k])
+		clear(padTarget[(hi-lo)*k:])
+		if losses[chunk], err = net.InputGrad(padX, padTarget, padGrad); err != nil {
 			return err
 		}
-		copy(grad[lo*d:hi*d], wk.padGrad)
+		copy(grad[lo*d:hi*d], padGrad)
 		return nil
 	})
 	if err != nil {
@@ -174,32 +210,35 @@ func (e *Evaluator) LogitsVJP(x []float32, n int, upstream []float32, grad []flo
 	if err := e.checkSizes(n, map[string][2]int{"x": {len(x), n * d}, "upstream": {len(upstream), n * k}, "grad": {len(grad), n * d}}); err != nil {
 		return fmt.Errorf("evaluator logits vector-Jacobian product: %w", err)
 	}
-	return e.forChunks(n, func(wk *evalWorker, chunk, lo, hi int) error {
-		net, err := e.net(wk, PurposeVJP)
+	return e.forChunks(n, func(wk *evalWorker, chunk, lo, hi, rows int) error {
+		net, err := e.net(wk, PurposeVJP, rows)
 		if err != nil {
 			return err
 		}
-		if hi-lo == e.batch {
+		if hi-lo == rows {
 			return net.LogitsVJP(x[lo*d:hi*d], upstream[lo*k:hi*k], grad[lo*d:hi*d])
 		}
 		wk.pad(e.batch, d, k)
-		copy(wk.padX, x[lo*d:hi*d])
-		clear(wk.padX[(hi-lo)*d:])
-		copy(wk.padTarget, upstream[lo*k:hi*k])
-		clear(wk.padTarget[(hi-lo)*k:])
-		if err := net.LogitsVJP(wk.padX, wk.padTarget, wk.padGrad); err != nil {
+		padX, padUp, padGrad := wk.padX[:rows*d], wk.padTarget[:rows*k], wk.padGrad[:rows*d]
+		copy(padX, x[lo*d:hi*d])
+		clear(padX[(hi-lo)*d:])
+		copy(padUp, upstream[lo*k:hi*k])
+		clear(padUp[(hi-lo)*k:])
+		if err := net.LogitsVJP(padX, padUp, padGrad); err != nil {
 			return err
 		}
-		copy(grad[lo*d:hi*d], wk.padGrad)
+		copy(grad[lo*d:hi*d], padGrad)
 		return nil
 	})
 }
 
-// forChunks runs do for every chunk [lo,hi) of the n samples, chunk c on
-// worker c mod workers, workers in parallel; it returns the first error in
-// chunk order.
-func (e *Evaluator) forChunks(n int, do func(wk *evalWorker, chunk, lo, hi int) error) error {
-	chunks := (n + e.batch - 1) / e.batch
+// forChunks runs do for every chunk [lo,hi) of the n samples (see
+// chunking), chunk c on worker c mod workers, workers in parallel; rows is
+// the row count of the Net the chunk runs on (hi−lo rounded up to
+// chunkGrain, at most the chunk size). It returns the first error in chunk
+// order.
+func (e *Evaluator) forChunks(n int, do func(wk *evalWorker, chunk, lo, hi, rows int) error) error {
+	size, chunks := e.chunking(n)
 	errs := make([]error, chunks)
 	var wg sync.WaitGroup
 	for w, wk := range e.workers {
@@ -210,8 +249,8 @@ func (e *Evaluator) forChunks(n int, do func(wk *evalWorker, chunk, lo, hi int) 
 		go func() {
 			defer wg.Done()
 			for c := w; c < chunks; c += len(e.workers) {
-				lo, hi := c*e.batch, min((c+1)*e.batch, n)
-				errs[c] = do(wk, c, lo, hi)
+				lo, hi := c*size, min((c+1)*size, n)
+				errs[c] = do(wk, c, lo, hi, min(size, roundUp(hi-lo, chunkGrain)))
 			}
 		}()
 	}
@@ -224,36 +263,62 @@ func (e *Evaluator) forChunks(n int, do func(wk *evalWorker, chunk, lo, hi int) 
 	return nil
 }
 
-// net returns the worker's Net for purpose, built on first use and carrying
-// the current weights.
-func (e *Evaluator) net(wk *evalWorker, purpose Purpose) (*Net, error) {
-	var slot **Net
-	var ver *uint64
+// chunking returns the chunk size for n samples, min(batch,
+// roundUp(ceil(n/workers), chunkGrain)), and the number of chunks; it
+// depends on n, the batch size and the worker count only.
+func (e *Evaluator) chunking(n int) (size, chunks int) {
+	if n <= 0 {
+		return 1, 0
+	}
+	perWorker := (n + len(e.workers) - 1) / len(e.workers)
+	size = min(e.batch, roundUp(perWorker, chunkGrain))
+	return size, (n + size - 1) / size
+}
+
+// net returns the worker's Net for purpose with rows samples, built on
+// first use (evicting the least recently used Net of that purpose when the
+// worker already keeps maxChunkNets) and carrying the current weights.
+func (e *Evaluator) net(wk *evalWorker, purpose Purpose, rows int) (*Net, error) {
 	switch purpose {
-	case PurposeLogits:
-		slot, ver = &wk.logits, &wk.logitsVer
-	case PurposeInputGrad:
-		slot, ver = &wk.inputGrad, &wk.inputGradVer
-	case PurposeVJP:
-		slot, ver = &wk.vjp, &wk.vjpVer
+	case PurposeLogits, PurposeInputGrad, PurposeVJP:
 	default:
 		return nil, fmt.Errorf("evaluator: no %s nets", purpose)
 	}
-	if *slot == nil {
-		n, err := NewNet(e.weights, e.batch, purpose, NetOptions{Mode: Eval})
+	wk.uses++
+	var found, oldest *chunkNet
+	oldestAt, kept := -1, 0
+	for i, cn := range wk.nets {
+		if cn.purpose != purpose {
+			continue
+		}
+		if cn.rows == rows {
+			found = cn
+			break
+		}
+		kept++
+		if oldest == nil || cn.lastUse < oldest.lastUse {
+			oldest, oldestAt = cn, i
+		}
+	}
+	if found == nil {
+		n, err := NewNet(e.weights, rows, purpose, NetOptions{Mode: Eval})
 		if err != nil {
 			return nil, err
 		}
-		*slot, *ver = n, e.version
-		return n, nil
+		if kept >= maxChunkNets {
+			wk.nets = slices.Delete(wk.nets, oldestAt, oldestAt+1)
+		}
+		found = &chunkNet{purpose: purpose, rows: rows, net: n, version: e.version}
+		wk.nets = append(wk.nets, found)
 	}
-	if *ver != e.version {
-		if err := (*slot).SetWeights(e.weights); err != nil {
+	found.lastUse = wk.uses
+	if found.version != e.version {
+		if err := found.net.SetWeights(e.weights); err != nil {
 			return nil, err
 		}
-		*ver = e.version
+		found.version = e.version
 	}
-	return *slot, nil
+	return found.net, nil
 }
 
 func (e *Evaluator) checkSizes(n int, sizes map[string][2]int) error {
@@ -278,6 +343,9 @@ func (wk *evalWorker) pad(batch, d, k int) {
 		wk.padOut = make([]float32, batch*k)
 	}
 }
+
+// roundUp rounds n up to a multiple of m.
+func roundUp(n, m int) int { return (n + m - 1) / m * m }
 
 // sameLayout reports whether a and b have the same parameter names and shapes.
 func sameLayout(a, b *Weights) bool {
