@@ -73,7 +73,8 @@ func run(args []string) error {
 	fs.IntVar(&o.queries, "queries", 0, "Square queries; 0 = the standard 5000")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the attack to this file")
 	fs.IntVar(&o.forward, "forward", 0, "instead of AutoAttack, time Evaluator.Logits on this many points "+
-		"(Square's query) at -batch and at the unpadded batch ceil(n/workers)")
+		"(Square's query), with the Evaluator built at -batch and at ceil(n/workers); since the Evaluator "+
+		"sizes its chunks per call, the two should agree")
 	fs.BoolVar(&o.tsv, "tsv", false, "print tab-separated rows (attack, seconds, broken, robust accuracy)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -208,8 +209,9 @@ func cachedModel(o options, splits map[string]*artifacts.Dataset) (*nn.Weights, 
 
 // timeForward times Evaluator.Logits on the first o.forward test points,
 // the cost of one Square query on that many remaining points, with the
-// Evaluator's chunk size at -batch (chunks padded to it) and at
-// ceil(n/workers) (no padding, every worker busy).
+// Evaluator built at -batch and at ceil(n/workers). The Evaluator sizes its
+// chunks per call (every worker busy, padding under 16 rows), so both should
+// cost the same; a gap would mean chunking regressed.
 func timeForward(o options, w *nn.Weights, testSet *artifacts.Dataset) error {
 	n := min(o.forward, len(testSet.Labels))
 	x := testSet.Images[:n*w.Arch.InputSize()]

@@ -1,18 +1,16 @@
 package eval
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 
 	"github.com/sglr-pipe/sglr-pipe/nn"
 )
 
-// attackModel is an Evaluator seen by the nn attacks: a GradModel that knows
-// its image shape (for Square's squares). The gradient of losses other than
-// the cross-entropy (cw, apgd, fab-t, autoattack) needs the Evaluator's
-// logits vector-Jacobian product; a build whose Evaluator lacks it runs
-// clean, fgsm and pgd only, and the others fail with an error saying so.
+// attackModel is the Evaluator as the nn attacks see it: the Evaluator is
+// already an nn.GradModel (logits, input gradients and the logits
+// vector-Jacobian product that cw, apgd, fab-t and autoattack need); the
+// wrapper only fixes the image shape Square places its squares on.
 type attackModel struct {
 	*nn.Evaluator
 	shape []int
@@ -20,15 +18,6 @@ type attackModel struct {
 
 // InputShape is the per-sample shape C,H,W of the model's inputs.
 func (m attackModel) InputShape() []int { return m.shape }
-
-// LogitsVJP delegates to the Evaluator's vector-Jacobian product.
-func (m attackModel) LogitsVJP(x []float32, n int, upstream []float32, grad []float32) error {
-	if g, ok := any(m.Evaluator).(nn.GradModel); ok {
-		return g.LogitsVJP(x, n, upstream, grad)
-	}
-	return fmt.Errorf("this build's nn.Evaluator has no logits vector-Jacobian product: " +
-		"only clean, fgsm and pgd can run (the other attacks differentiate losses other than the cross-entropy)")
-}
 
 // runAttack writes the attack's examples for the n samples x into xAdv and,
 // for autoattack, returns its components' cumulative robust counts.
