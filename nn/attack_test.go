@@ -690,28 +690,7 @@ func FuzzAttacksStayInEpsBall(f *testing.F) {
 // core: an MLP trained briefly on attackBlobs, evaluated through an Evaluator.
 func TestPGDBreaksATrainedGorgoniaMLP(t *testing.T) {
 	x, labels := attackBlobs(7, attackN, attackD, attackK)
-	w, err := Init(Arch{Kind: KindMLP, Input: []int{1, 1, attackD}, Classes: attackK, Hidden: []int{16}}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	net, err := NewNet(w, attackN, PurposeTrain, NetOptions{Mode: Train})
-	if err != nil {
-		t.Fatal(err)
-	}
-	onehot := make([]float32, attackN*attackK)
-	for i, y := range labels {
-		onehot[i*attackK+int(y)] = 1
-	}
-	opt := NewSGD(w.Params, 0.9, 0, false)
-	for step := range 60 {
-		if _, err := net.TrainStep(x, onehot, nil); err != nil {
-			t.Fatalf("train step %d: %v", step, err)
-		}
-		opt.Step(w.Params, net.Grads(), 0.1)
-		if err := net.SetWeights(w); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w := trainGorgoniaMLP(t, x, labels, attackN, attackD, attackK) // checks clean accuracy >= 0.9
 	m, err := NewEvaluator(w, 64, 2)
 	if err != nil {
 		t.Fatal(err)
