@@ -6,6 +6,11 @@ import (
 	"math"
 )
 
+// ErrNaNGradient is wrapped by every attack error caused by a NaN input
+// gradient, which means the model itself has diverged (e.g. a learning rate
+// too high); callers test for it with errors.Is.
+var ErrNaNGradient = errors.New("input gradient is NaN")
+
 // Attacker crafts L∞ adversarial examples (PGD, FGSM with random start, the
 // TRADES KL attack) against a Model. Inputs live in [0,1]; every iterate is
 // projected to the eps-ball around the clean input and clipped to [0,1].

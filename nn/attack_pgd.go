@@ -286,7 +286,7 @@ func (a *Attacker) ascend(m Model, n, d int, step, eps float64, xAdv []float32, 
 		}
 		lo, hi := i*d, (i+1)*d
 		if j := signStepAll(xAdv[lo:hi], a.grad[lo:hi], a.clean[lo:hi], step, eps); j >= 0 {
-			return fmt.Errorf("input gradient is NaN at sample %d, feature %d", i, j)
+			return fmt.Errorf("%w at sample %d, feature %d", ErrNaNGradient, i, j)
 		}
 	}
 	return nil

@@ -63,7 +63,7 @@ func (b *evalBuffers) lossGrad(m GradModel, x []float32, na, d, k int, loss rowL
 	}
 	for j, g := range b.grad {
 		if g != g {
-			return fmt.Errorf("input gradient is NaN at sample %d, feature %d", j/d, j%d)
+			return fmt.Errorf("%w at sample %d, feature %d", ErrNaNGradient, j/d, j%d)
 		}
 	}
 	return nil

@@ -268,7 +268,7 @@ func (r *fabRun) step(i int, scratch []roomEntry) error {
 	b := -f
 	for j, v := range x1 {
 		if w[j] != w[j] {
-			return fmt.Errorf("input gradient is NaN at sample %d, feature %d", i, j)
+			return fmt.Errorf("%w at sample %d, feature %d", ErrNaNGradient, i, j)
 		}
 		b += float64(w[j]) * float64(v)
 	}

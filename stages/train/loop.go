@@ -2,13 +2,13 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
@@ -241,7 +241,7 @@ func (t *trainingRun) epoch(ctx context.Context, epoch int) (epochRow, error) {
 		}
 		if adversarial {
 			if err := t.craft(x, labels, n, xAdv); err != nil {
-				if strings.Contains(err.Error(), "NaN") { // the model diverged: its gradients overflow
+				if errors.Is(err, nn.ErrNaNGradient) { // the model diverged: its gradients overflow
 					return row, fmt.Errorf("epoch %d, batch %d: training attack: %w: the model diverged: lower lr (now %v) or check the inputs",
 						epoch+1, bi+1, err, lr)
 				}
