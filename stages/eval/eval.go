@@ -38,10 +38,12 @@ import (
 // Column names of the metrics table.
 const (
 	ColCheckpoint = "checkpoint"
-	ColAttack     = "attack"
-	ColAccuracy   = "accuracy"
-	ColN          = "n"
-	ColSeconds    = "seconds"
+	// ColSplit names the evaluated dataset when the split param is set.
+	ColSplit    = "split"
+	ColAttack   = "attack"
+	ColAccuracy = "accuracy"
+	ColN        = "n"
+	ColSeconds  = "seconds"
 )
 
 // Stage is the `eval` stage.
@@ -95,6 +97,8 @@ func (Stage) Spec() stages.Spec {
 				Doc: "parallel workers; 0 = every core (results depend on batch and workers: set it for bit-identical replays)"},
 			{Name: "limit", Type: stages.TypeInt, Default: int64(0), Min: stages.Float(0),
 				Doc: "evaluate only the first limit samples (0 = all)"},
+			{Name: "split", Type: stages.TypeString, Default: "",
+				Doc: "a name for the dataset (e.g. train or test), written as a `split` column of the metrics so that a report can set one split against another (compare: [split, train, test])"},
 		},
 		Cores: runtime.NumCPU(),
 	}
@@ -111,8 +115,9 @@ type Config struct {
 	Kappa    float64
 	Targets  int
 	Batch    int
-	Workers  int // 0 = runtime.NumCPU()
-	Limit    int // 0 = every sample
+	Workers  int    // 0 = runtime.NumCPU()
+	Limit    int    // 0 = every sample
+	Split    string // the dataset's name in the metrics' split column; "" = no column
 }
 
 // ConfigFromParams builds a Config from validated params and checks what the
@@ -122,6 +127,7 @@ func ConfigFromParams(ps stages.Params) (Config, error) {
 		Eps: ps.Float("eps"), Step: ps.Float("step"), Steps: int(ps.Int("steps")), Restarts: int(ps.Int("restarts")),
 		Queries: int(ps.Int("queries")), Kappa: ps.Float("kappa"), Targets: int(ps.Int("targets")),
 		Batch: int(ps.Int("batch")), Workers: int(ps.Int("workers")), Limit: int(ps.Int("limit")),
+		Split: ps.String("split"),
 	}
 	for i, v := range ps.List("attacks") {
 		name, ok := v.(string)

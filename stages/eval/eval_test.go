@@ -193,6 +193,16 @@ func TestEvalMetricsAndPredictions(t *testing.T) {
 			t.Errorf("row %d: n = %d, want 120", i, n)
 		}
 	}
+	if tb.Column(ColSplit) != nil {
+		t.Error("a split column without the split param")
+	}
+	named, err := runEval(t, models[:1], nil, fx.test, map[string]any{"attacks": attacks("clean"), "split": "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readMetrics(t, named).Column(ColSplit); got == nil || !reflect.DeepEqual(got.Strings, []string{"test"}) {
+		t.Errorf("split column %v, want [test]", got)
+	}
 	acc := tb.Column(ColAccuracy).Floats
 	t.Logf("accuracies %v", acc)
 	for _, m := range []int{0, 3} {

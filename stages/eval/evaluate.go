@@ -253,6 +253,13 @@ func (e *evaluation) outputs(targets []Target, cells [][]cell, ids []int64, sour
 		{Name: ColN, Ints: ns},
 		{Name: ColSeconds, Floats: seconds},
 	}}
+	if e.cfg.Split != "" {
+		split := artifacts.Column{Name: ColSplit, Strings: make([]string, len(checkpoints))}
+		for i := range split.Strings {
+			split.Strings[i] = e.cfg.Split
+		}
+		table.Columns = append([]artifacts.Column{split}, table.Columns...)
+	}
 	return table, preds
 }
 

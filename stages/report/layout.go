@@ -35,9 +35,20 @@ type Layout struct {
 	ColValues []string // column groups to show, in order, by label (cols values joined by " "); empty: all
 	Metrics   []string // numeric columns to show
 	BestFinal bool     // lay out Best / Final / Diff when a checkpoint column holds best/final
-	Aggregate string   // AggregateMean or AggregateMeanStd
-	Digits    int      // digits after the decimal point
-	Percent   bool     // multiply rates (IsRate) by 100
+	// Compare, when set, replaces Best / Final: the values A and B of key
+	// column Col side by side with their difference A − B (e.g. the split
+	// column's train and test, for the train–test gap).
+	Compare   *Comparison
+	DiffName  string // the difference's column label; "" = "Diff"
+	DiffOnly  bool   // show only the difference column of each compared pair
+	Aggregate string // AggregateMean or AggregateMeanStd
+	Digits    int    // digits after the decimal point
+	Percent   bool   // multiply rates (IsRate) by 100
+}
+
+// Comparison sets two values of one key column against each other.
+type Comparison struct {
+	Col, A, B string
 }
 
 // Record is one row of a gathered table with its matrix tags: Keys holds
@@ -161,11 +172,12 @@ func (r *Record) splitCheckpointLabel() error {
 }
 
 // IsRate reports whether a metric is a rate in [0,1] that the Percent
-// option shows as a percentage: accuracy, *_acc, *accuracy*, *rate*, *error*.
+// option shows as a percentage: accuracy, *_acc, *accuracy*, *rate*, *error*,
+// *recovered* (the share of flipped labels recovered).
 func IsRate(metric string) bool {
 	m := strings.ToLower(metric)
 	return strings.Contains(m, "accuracy") || m == "acc" || strings.HasSuffix(m, "_acc") ||
-		strings.Contains(m, "rate") || strings.Contains(m, "error")
+		strings.Contains(m, "rate") || strings.Contains(m, "error") || strings.Contains(m, "recovered")
 }
 
 // Build lays out records as l says. Errors name what is wrong: an unknown
@@ -197,19 +209,28 @@ func (l Layout) Build(records []Record) (*Grid, error) {
 		}
 	}
 	placed := func(n string) bool { return slices.Contains(l.Rows, n) || slices.Contains(l.Cols, n) }
-	bestFinal := l.BestFinal && slices.Contains(catNames, ColCheckpoint) && !placed(ColCheckpoint)
+	cmp := l.Compare
+	switch {
+	case cmp != nil && !slices.Contains(catNames, cmp.Col):
+		return nil, fmt.Errorf("compare names %q, which no input has as a text column (columns: %s)", cmp.Col, strings.Join(catNames, ", "))
+	case cmp != nil && placed(cmp.Col):
+		return nil, fmt.Errorf("compare column %q is also in rows or cols", cmp.Col)
+	case cmp == nil && l.BestFinal && slices.Contains(catNames, ColCheckpoint) && !placed(ColCheckpoint):
+		cmp = &Comparison{Col: ColCheckpoint, A: CheckpointBest, B: CheckpointFinal}
+	}
+	compared := func(n string) bool { return cmp != nil && n == cmp.Col }
 	bySeed := slices.Contains(catNames, ColSeed) && !placed(ColSeed)
 	rows := l.Rows
 	if len(rows) == 0 {
 		for _, n := range catNames {
-			if !placed(n) && !(bestFinal && n == ColCheckpoint) && !(bySeed && n == ColSeed) && !slices.Contains(l.Metrics, n) {
+			if !placed(n) && !compared(n) && !(bySeed && n == ColSeed) && !slices.Contains(l.Metrics, n) {
 				rows = append(rows, n)
 			}
 		}
 	}
 	var free []string // categorical names that must agree within a cell
 	for _, n := range catNames {
-		if !slices.Contains(rows, n) && !slices.Contains(l.Cols, n) && !(bestFinal && n == ColCheckpoint) && !(bySeed && n == ColSeed) {
+		if !slices.Contains(rows, n) && !slices.Contains(l.Cols, n) && !compared(n) && !(bySeed && n == ColSeed) {
 			free = append(free, n)
 		}
 	}
@@ -218,13 +239,17 @@ func (l Layout) Build(records []Record) (*Grid, error) {
 	for _, rec := range records {
 		rowKey, colKey := rec.tuple(rows), rec.tuple(l.Cols)
 		part := ""
-		if bestFinal {
-			switch v := strings.ToLower(rec.Keys[ColCheckpoint]); v {
-			case CheckpointBest, CheckpointFinal:
-				part = v
-			default:
+		if cmp != nil {
+			switch v := rec.Keys[cmp.Col]; {
+			case strings.EqualFold(v, cmp.A):
+				part = cmp.A
+			case strings.EqualFold(v, cmp.B):
+				part = cmp.B
+			case cmp.Col == ColCheckpoint && l.Compare == nil:
 				return nil, fmt.Errorf("checkpoint %q: the Best / Final layout needs %q or %q (set best_final: false, or put checkpoint in rows or cols)",
-					rec.Keys[ColCheckpoint], CheckpointBest, CheckpointFinal)
+					v, CheckpointBest, CheckpointFinal)
+			default:
+				continue // a value the comparison leaves out
 			}
 		}
 		seed := ""
@@ -241,11 +266,11 @@ func (l Layout) Build(records []Record) (*Grid, error) {
 			}
 		}
 	}
-	return l.grid(b, rows, bestFinal, bySeed)
+	return l.grid(b, rows, cmp, bySeed)
 }
 
 // grid assembles the laid-out table from the collected cells.
-func (l Layout) grid(b *builder, rows []string, bestFinal, bySeed bool) (*Grid, error) {
+func (l Layout) grid(b *builder, rows []string, cmp *Comparison, bySeed bool) (*Grid, error) {
 	colOrder := b.colOrder
 	if len(l.ColValues) > 0 {
 		labels := map[string]string{}
@@ -263,9 +288,16 @@ func (l Layout) grid(b *builder, rows []string, bestFinal, bySeed bool) (*Grid, 
 	}
 	parts := []string{""}
 	leaves := []string{""}
-	if bestFinal {
-		parts = []string{CheckpointBest, CheckpointFinal, "diff"}
-		leaves = []string{"Best", "Final", "Diff"}
+	if cmp != nil {
+		diffName := l.DiffName
+		if diffName == "" {
+			diffName = "Diff"
+		}
+		parts = []string{cmp.A, cmp.B, partDiff}
+		leaves = []string{titleCase(cmp.A), titleCase(cmp.B), diffName}
+		if l.DiffOnly {
+			parts, leaves = parts[2:], leaves[2:]
+		}
 	}
 	g := &Grid{KeyNames: rows}
 	type column struct{ col, metric string }
@@ -298,12 +330,12 @@ func (l Layout) grid(b *builder, rows []string, bestFinal, bySeed bool) (*Grid, 
 			}
 			for _, part := range parts {
 				var values []float64
-				if part == "diff" {
-					best := b.cell(cellKey{r, c.col, c.metric, CheckpointBest})
-					final := b.cell(cellKey{r, c.col, c.metric, CheckpointFinal})
-					for _, seed := range best.seeds {
-						if fv, ok := final.values[seed]; ok {
-							values = append(values, best.values[seed]-fv)
+				if part == partDiff {
+					a := b.cell(cellKey{r, c.col, c.metric, cmp.A})
+					bc := b.cell(cellKey{r, c.col, c.metric, cmp.B})
+					for _, seed := range a.seeds {
+						if bv, ok := bc.values[seed]; ok {
+							values = append(values, a.values[seed]-bv)
 						}
 					}
 				} else {
@@ -504,4 +536,18 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// partDiff marks the difference column of a comparison; NUL keeps it apart
+// from any value a key column can hold.
+const partDiff = "\x00diff"
+
+// titleCase capitalises the first letter of a compared value for its column
+// label ("best" -> "Best").
+func titleCase(v string) string {
+	if v == "" {
+		return v
+	}
+	r := []rune(v)
+	return strings.ToUpper(string(r[0])) + string(r[1:])
 }

@@ -72,6 +72,16 @@ func TestLayoutMarkdown(t *testing.T) {
 	// eval labels the models it gathers "axis=value,.../checkpoint".
 	gathered := metricsTable(evalRow{"method=AT/best", "clean", 0.807}, evalRow{"method=AT/final", "clean", 0.824},
 		evalRow{"method=AT+SGLR/best", "clean", 0.829}, evalRow{"method=AT+SGLR/final", "clean", 0.830})
+	// Table B.2's shape: train and test accuracy by noise rate, two seeds.
+	split := func(name string, acc ...float64) *artifacts.Table {
+		t := metricsTable(evalRow{"final", "pgd", acc[0]}, evalRow{"best", "pgd", acc[1]})
+		t.Columns = append([]artifacts.Column{{Name: "split", Strings: []string{name, name}}}, t.Columns...)
+		return t
+	}
+	gapTables := []*artifacts.Table{split("train", 0.9, 0.8), split("test", 0.5, 0.55), split("train", 0.7, 0.6), split("test", 0.4, 0.45),
+		split("train", 0.92, 0.8), split("test", 0.48, 0.55)}
+	gapTags := []map[string]string{{"noise": "0", "seed": "0"}, {"noise": "0", "seed": "0"}, {"noise": "0.6", "seed": "0"},
+		{"noise": "0.6", "seed": "0"}, {"noise": "0", "seed": "1"}, {"noise": "0", "seed": "1"}}
 	tests := []struct {
 		name   string
 		tables []*artifacts.Table
@@ -80,6 +90,33 @@ func TestLayoutMarkdown(t *testing.T) {
 		title  string
 		want   string
 	}{
+		{
+			name: "compare train and test: the gap, final checkpoint only", tables: gapTables, tags: gapTags,
+			layout: Layout{Rows: []string{"checkpoint"}, Cols: []string{"noise"}, Metrics: []string{"accuracy"}, BestFinal: true,
+				Compare: &Comparison{Col: "split", A: "train", B: "test"}, DiffName: "Gap", Aggregate: AggregateMean, Digits: 1, Percent: true},
+			want: "| checkpoint | 0 Train | 0 Test | 0 Gap | 0.6 Train | 0.6 Test | 0.6 Gap |\n" +
+				"| ---------- | ------: | -----: | ----: | --------: | -------: | ------: |\n" +
+				"| final      |    91.0 |   49.0 |  42.0 |      70.0 |     40.0 |    30.0 |\n" +
+				"| best       |    80.0 |   55.0 |  25.0 |      60.0 |     45.0 |    15.0 |\n",
+		},
+		{
+			name: "diff only, seeds as mean ± std", tables: gapTables, tags: gapTags,
+			layout: Layout{Rows: []string{"checkpoint"}, Cols: []string{"noise"}, Metrics: []string{"accuracy"},
+				Compare: &Comparison{Col: "split", A: "train", B: "test"}, DiffOnly: true, Aggregate: AggregateMeanStd, Digits: 1, Percent: true},
+			want: "| checkpoint |     0 Diff | 0.6 Diff |\n" +
+				"| ---------- | ---------: | -------: |\n" +
+				"| final      | 42.0 ± 2.8 |     30.0 |\n" +
+				"| best       | 25.0 ± 0.0 |     15.0 |\n",
+		},
+		{
+			name: "best final diff only", tables: paper, tags: paperTags,
+			layout: Layout{Rows: []string{"method"}, Cols: []string{"attack"}, Metrics: []string{"accuracy"}, BestFinal: true, DiffOnly: true,
+				Digits: 1, Percent: true},
+			want: "| method  | clean Diff | pgd20 Diff |\n" +
+				"| ------- | ---------: | ---------: |\n" +
+				"| AT      |       -1.7 |        9.3 |\n" +
+				"| AT+SGLR |       -0.1 |        0.5 |\n",
+		},
 		{
 			name: "checkpoint labels of gathered models", tables: []*artifacts.Table{gathered},
 			layout: Layout{Metrics: []string{"accuracy"}, BestFinal: true, Digits: 1, Percent: true},
@@ -178,6 +215,10 @@ func TestLayoutErrors(t *testing.T) {
 		{"differ in a tag", noisy, noisyTags, base, `differ in "noise"`},
 		{"checkpoint label contradicts a tag", []*artifacts.Table{metricsTable(evalRow{"method=AT/best", "clean", 0.5})},
 			[]map[string]string{{"method": "SGLR"}}, base, "says method=AT but the row has method=SGLR"},
+		{"compare an unknown column", paper, paperTags, with(func(l *Layout) { l.Compare = &Comparison{"split", "train", "test"} }),
+			`compare names "split"`},
+		{"compare a placed column", paper, paperTags, with(func(l *Layout) { l.Compare = &Comparison{"attack", "clean", "pgd20"} }),
+			`compare column "attack" is also in rows or cols`},
 		{"no metrics", paper, paperTags, with(func(l *Layout) { l.Metrics = nil }), "no metrics"},
 		{"two values", []*artifacts.Table{metricsTable(evalRow{"best", "clean", 0.5}, evalRow{"best", "clean", 0.6})}, nil,
 			with(func(l *Layout) { l.Rows = nil }), "two different values"},
@@ -258,7 +299,7 @@ AT+SGLR & $82.9$ & $83.0$ & $-0.1$ & $56.4$ & $55.9$ & $0.5$ \\
 
 func TestIsRate(t *testing.T) {
 	for name, want := range map[string]bool{
-		"accuracy": true, "val_robust_acc": true, "train_clean_acc": true, "noise_rate": true, "error": true,
+		"accuracy": true, "val_robust_acc": true, "train_clean_acc": true, "noise_rate": true, "error": true, "final_recovered": true,
 		"ece": false, "nll": false, "brier": false, "seconds": false, "n": false, "temperature": false,
 	} {
 		if got := IsRate(name); got != want {

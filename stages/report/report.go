@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	"github.com/sglr-pipe/sglr-pipe/stages"
@@ -40,7 +41,7 @@ func init() { stages.Builtin.Register(Stage{}) }
 func (Stage) Spec() stages.Spec {
 	return stages.Spec{
 		Name:    "report",
-		Version: "1",
+		Version: "2",
 		Doc: "Lays out gathered metric tables as the paper does — rows, columns, metrics, Best / Final / Diff, " +
 			"mean ± std over seeds — as Markdown (also printed), CSV and LaTeX (booktabs), and plots training curves, " +
 			"reliability diagrams, confidence histograms and accuracy against a column as PNG and SVG. Without `tables`, " +
@@ -68,12 +69,18 @@ func (Stage) Spec() stages.Spec {
 			{Name: "metrics", Type: stages.TypeList, Default: []any{"accuracy"}, Doc: "numeric columns to show"},
 			{Name: "best_final", Type: stages.TypeBool, Default: true,
 				Doc: "when a checkpoint column holds best/final, show Best, Final and Diff = Best − Final for each metric"},
+			{Name: "compare", Type: stages.TypeList, Default: []any{},
+				Doc: "[column, a, b]: instead of Best / Final, show values a and b of a text column and their difference a − b, " +
+					"e.g. [split, train, test] for the train–test gap (rows with other values of the column are left out)"},
+			{Name: "diff_label", Type: stages.TypeString, Default: "Diff", Doc: "the label of the difference column, e.g. Gap"},
+			{Name: "diff_only", Type: stages.TypeBool, Default: false,
+				Doc: "show only the difference column of Best / Final or of compare (one number per cell, as Table B.2)"},
 			{Name: "aggregate", Type: stages.TypeString, Default: AggregateMeanStd, Enum: []string{AggregateMean, AggregateMeanStd},
 				Doc: "rows that differ only in a seed tag are averaged; mean±std also shows the sample standard deviation"},
 			{Name: "digits", Type: stages.TypeInt, Default: int64(1), Min: stages.Float(0), Max: stages.Float(10),
 				Doc: "digits after the decimal point (two more for metrics that percent does not scale, such as ECE)"},
 			{Name: "percent", Type: stages.TypeBool, Default: true,
-				Doc: "show rates (accuracy, *_acc, *rate*, *error*) as percentages"},
+				Doc: "show rates (accuracy, *_acc, *rate*, *error*, *recovered*) as percentages"},
 			{Name: "plots", Type: stages.TypeList,
 				Doc: "plots to draw, from curves, reliability, confidence, accuracy-vs (default: every plot whose inputs are present)"},
 			{Name: "x", Type: stages.TypeString, Default: "",
@@ -222,7 +229,15 @@ func optionsFrom(p stages.Params) (Options, error) {
 			Aggregate: p.String("aggregate"),
 			Digits:    int(p.Int("digits")),
 			Percent:   p.Bool("percent"),
+			DiffName:  p.String("diff_label"),
+			DiffOnly:  p.Bool("diff_only"),
 		},
+	}
+	if cmp := stringList(p.List("compare")); len(cmp) > 0 {
+		if len(cmp) != 3 || cmp[0] == "" || cmp[1] == "" || cmp[2] == "" || strings.EqualFold(cmp[1], cmp[2]) {
+			return o, fmt.Errorf("compare is %q: want [column, a, b], e.g. [split, train, test], with a and b different", cmp)
+		}
+		o.Layout.Compare = &Comparison{Col: cmp[0], A: cmp[1], B: cmp[2]}
 	}
 	if p.Has("plots") {
 		o.Plots = stringList(p.List("plots"))
@@ -290,17 +305,12 @@ func tableRecords(in Inputs) ([]Record, error) {
 // checkpoint (best, final) × attack (clean, robust) grid of validation
 // accuracies, with the epoch each comes from.
 func curveRecords(s *artifacts.Table) []Record {
-	valueCols := map[string]bool{}
-	for _, name := range []string{"epochs", "best_epoch", "best_val_robust_acc", "final_val_robust_acc", "diff",
-		"best_val_clean_acc", "final_val_clean_acc"} {
-		valueCols[name] = true
-	}
 	var out []Record
 	for r := 0; r < s.Len(); r++ {
 		var axes []string
 		keys := map[string]string{}
 		for _, c := range s.Columns {
-			if !valueCols[c.Name] {
+			if c.Strings != nil { // the matrix tags; the rest are figures
 				axes = append(axes, c.Name)
 				keys[c.Name] = c.Strings[r]
 			}

@@ -141,6 +141,9 @@ func params() []stages.Param {
 			Doc: "steps of the PGD validation attack (eps and step as above, random start); 0 = clean only"},
 		{Name: "val_every", Type: stages.TypeInt, Default: int64(1), Min: stages.Float(1),
 			Doc: "validate every this many epochs (the last epoch is always validated)"},
+		{Name: "seed", Type: stages.TypeInt, Default: int64(0), Min: stages.Float(0),
+			Doc: "replicate number, mixed into the instance's derived seed: `seed: ${{ matrix.seed }}` gives each " +
+				"replicate its own initialisation, shuffling and attack noise on the same data"},
 		{Name: "workers", Type: stages.TypeInt, Default: int64(0), Min: stages.Float(0), Max: stages.Float(1024),
 			Doc: "data-parallel workers; 0 = every core. Results agree across worker counts only up to float " +
 				"rounding, so set it explicitly for bit-identical replays on other machines (it is part of the cache key)"},

@@ -16,13 +16,14 @@ func (c *curveBuilder) append(r epochRow) { c.rows = append(c.rows, r) }
 
 // table is the curve artifact: epoch, lr, train_loss, train_clean_acc,
 // train_robust_acc (NaN for standard training), val_clean_acc,
-// val_robust_acc (NaN on epochs not validated), seconds; the metadata names
+// val_robust_acc (NaN on epochs not validated), seconds, recovered (NaN
+// when the flipped labels are unknown); the metadata names
 // the method, the label strategy and the best epoch.
 func (c *curveBuilder) table(cfg Config) *artifacts.Table {
 	n := len(c.rows)
 	epoch := make([]int64, n)
 	cols := map[string][]float64{}
-	names := []string{ColLR, ColTrainLoss, ColTrainCleanAcc, ColTrainRobustAcc, ColValCleanAcc, ColValRobustAcc, ColSeconds}
+	names := []string{ColLR, ColTrainLoss, ColTrainCleanAcc, ColTrainRobustAcc, ColValCleanAcc, ColValRobustAcc, ColSeconds, ColRecovered}
 	for _, name := range names {
 		cols[name] = make([]float64, n)
 	}
@@ -31,7 +32,7 @@ func (c *curveBuilder) table(cfg Config) *artifacts.Table {
 		epoch[i] = int64(r.epoch)
 		for name, v := range map[string]float64{
 			ColLR: r.lr, ColTrainLoss: r.trainLoss, ColTrainCleanAcc: r.trainClean, ColTrainRobustAcc: r.trainRobust,
-			ColValCleanAcc: r.valClean, ColValRobustAcc: r.valRobust, ColSeconds: r.seconds,
+			ColValCleanAcc: r.valClean, ColValRobustAcc: r.valRobust, ColSeconds: r.seconds, ColRecovered: r.recovered,
 		} {
 			cols[name][i] = v
 		}

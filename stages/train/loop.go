@@ -25,6 +25,10 @@ const (
 	ColValCleanAcc    = "val_clean_acc"
 	ColValRobustAcc   = "val_robust_acc"
 	ColSeconds        = "seconds"
+	// ColRecovered is the share of flipped training labels whose current
+	// target (the SGLR bank, or the fixed targets) has its argmax at the clean
+	// label; NaN when the training set does not record which labels are flipped.
+	ColRecovered = "recovered"
 )
 
 // Result is what Train produced.
@@ -129,6 +133,7 @@ type epochRow struct {
 	epoch                                  int
 	lr, trainLoss, trainClean, trainRobust float64
 	valClean, valRobust, seconds           float64
+	recovered                              float64
 }
 
 func newTrainingRun(cfg Config, train, val *artifacts.Dataset, given *artifacts.Labels, seed uint64) (*trainingRun, error) {
@@ -311,8 +316,18 @@ func (t *trainingRun) epoch(ctx context.Context, epoch int) (epochRow, error) {
 			t.best, t.bestEpoch, t.bestValRobust = t.weights.Clone(), epoch+1, row.valRobust
 		}
 	}
+	row.recovered, _ = Recovered(t.currentTargets(), t.k, t.train.CleanLabels, t.train.Flipped)
 	row.seconds = time.Since(start).Seconds()
 	return row, nil
+}
+
+// currentTargets are the [N,K] training targets as they stand: the SGLR
+// bank, or the fixed targets of every other strategy.
+func (t *trainingRun) currentTargets() []float32 {
+	if t.bank != nil {
+		return t.bank.Bank()
+	}
+	return t.fixedTargets
 }
 
 // craft writes the training attack's adversarial examples for the n inputs x
@@ -372,10 +387,7 @@ func (t *trainingRun) validate(ctx context.Context, epoch int) (clean, robust fl
 // result assembles the outputs after the last epoch.
 func (t *trainingRun) result() (*Result, error) {
 	n, k := len(t.train.Labels), t.k
-	soft := t.fixedTargets
-	if t.bank != nil {
-		soft = t.bank.Bank()
-	}
+	soft := t.currentTargets()
 	res := &Result{
 		Best: t.best, Final: t.weights, BestEpoch: t.bestEpoch, BestValRobust: t.bestValRobust,
 		Curve:   t.curve.table(t.cfg),

@@ -21,9 +21,10 @@ func init() { stages.Builtin.Register(SummaryStage{}) }
 func (SummaryStage) Spec() stages.Spec {
 	return stages.Spec{
 		Name:    "best-final",
-		Version: "1",
+		Version: "2",
 		Doc: "One row per training curve: its matrix tags, epochs, best_epoch (highest val_robust_acc, earlier on ties), " +
-			"best and final val_robust_acc and val_clean_acc, and diff = best − final robust accuracy.",
+			"best and final val_robust_acc and val_clean_acc, diff = best − final robust accuracy, and " +
+			"best and final recovered (share of flipped training labels whose target has the clean label as argmax; NaN if unknown).",
 		Inputs: []stages.Port{{Name: "curves", Kind: artifacts.KindCurve, Multi: true,
 			Doc: "training curves, usually gathered with train.curve[]"}},
 		Outputs: []stages.Port{{Name: "table", Kind: artifacts.KindTable, Doc: "one row per curve"}},
@@ -52,12 +53,13 @@ func (SummaryStage) Run(ctx context.Context, env *stages.Env) error {
 
 // summaryColumns are the value columns of a best-final table, in order.
 var summaryColumns = []string{"epochs", "best_epoch", "best_val_robust_acc", "final_val_robust_acc", "diff",
-	"best_val_clean_acc", "final_val_clean_acc"}
+	"best_val_clean_acc", "final_val_clean_acc", "best_recovered", "final_recovered"}
 
 // BestFinal summarises curves (tags[i] the matrix tags of curves[i], nil
 // allowed): one string column per tag axis (sorted), then epochs, best_epoch,
 // best_val_robust_acc, final_val_robust_acc, diff, best_val_clean_acc,
-// final_val_clean_acc. Only validated epochs (val_robust_acc not NaN) count;
+// final_val_clean_acc, best_recovered, final_recovered (NaN when the curve
+// has no recovered column or does not know the flipped labels). Only validated epochs (val_robust_acc not NaN) count;
 // "final" is the last of them, which train always validates.
 func BestFinal(curves []*artifacts.Table, tags []map[string]string) (*artifacts.Table, error) {
 	if tags != nil && len(tags) != len(curves) {
@@ -88,7 +90,7 @@ func BestFinal(curves []*artifacts.Table, tags []map[string]string) (*artifacts.
 	}
 	epochs := artifacts.Column{Name: "epochs", Ints: make([]int64, rows)}
 	bestEpoch := artifacts.Column{Name: "best_epoch", Ints: make([]int64, rows)}
-	floats := make([]artifacts.Column, 5)
+	floats := make([]artifacts.Column, len(summaryColumns)-2)
 	for j, name := range summaryColumns[2:] {
 		floats[j] = artifacts.Column{Name: name, Floats: make([]float64, rows)}
 	}
@@ -98,7 +100,8 @@ func BestFinal(curves []*artifacts.Table, tags []map[string]string) (*artifacts.
 			return nil, fmt.Errorf("curve %d (tags %v): %w", i+1, tagsOf(tags, i), err)
 		}
 		epochs.Ints[i], bestEpoch.Ints[i] = s.epochs, s.bestEpoch
-		for j, v := range []float64{s.bestRobust, s.finalRobust, s.bestRobust - s.finalRobust, s.bestClean, s.finalClean} {
+		for j, v := range []float64{s.bestRobust, s.finalRobust, s.bestRobust - s.finalRobust, s.bestClean, s.finalClean,
+			s.bestRecovered, s.finalRecovered} {
 			floats[j].Floats[i] = v
 		}
 	}
@@ -112,6 +115,8 @@ type curveSummary struct {
 	epochs, bestEpoch       int64
 	bestRobust, finalRobust float64
 	bestClean, finalClean   float64
+	// recovered share at the best and final epochs (NaN when unknown)
+	bestRecovered, finalRecovered float64
 }
 
 func summarise(c *artifacts.Table) (curveSummary, error) {
@@ -121,7 +126,12 @@ func summarise(c *artifacts.Table) (curveSummary, error) {
 		return curveSummary{}, fmt.Errorf("not a train curve: want int64 %q and float64 %q, %q columns",
 			artifacts.ColEpoch, ColValRobustAcc, ColValCleanAcc)
 	}
-	s := curveSummary{epochs: int64(len(epoch.Ints)), bestRobust: math.Inf(-1)}
+	s := curveSummary{epochs: int64(len(epoch.Ints)), bestRobust: math.Inf(-1),
+		bestRecovered: math.NaN(), finalRecovered: math.NaN()}
+	recovered := func(i int) float64 { return math.NaN() }
+	if col := c.Column(ColRecovered); col != nil && col.Floats != nil {
+		recovered = func(i int) float64 { return col.Floats[i] }
+	}
 	found := false
 	for i, r := range robust.Floats {
 		if math.IsNaN(r) {
@@ -129,9 +139,9 @@ func summarise(c *artifacts.Table) (curveSummary, error) {
 		}
 		found = true
 		if r > s.bestRobust {
-			s.bestEpoch, s.bestRobust, s.bestClean = epoch.Ints[i], r, clean.Floats[i]
+			s.bestEpoch, s.bestRobust, s.bestClean, s.bestRecovered = epoch.Ints[i], r, clean.Floats[i], recovered(i)
 		}
-		s.finalRobust, s.finalClean = r, clean.Floats[i]
+		s.finalRobust, s.finalClean, s.finalRecovered = r, clean.Floats[i], recovered(i)
 	}
 	if !found {
 		return s, fmt.Errorf("no validated epoch (every val_robust_acc is NaN)")

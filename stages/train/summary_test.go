@@ -58,6 +58,19 @@ func TestBestFinal(t *testing.T) {
 	if l := tbl.Column("labels").Strings; l[0] != "hard" || l[1] != "sglr" {
 		t.Errorf("labels column %v", l)
 	}
+	for _, name := range []string{"best_recovered", "final_recovered"} {
+		if got := tbl.Column(name).Floats; !math.IsNaN(got[0]) || !math.IsNaN(got[1]) {
+			t.Errorf("%s = %v without a recovered curve column, want NaN", name, got)
+		}
+	}
+	withRecovered := curveOf([]float64{0.2, 0.5, 0.3}, []float64{0.5, 0.6, 0.7})
+	withRecovered.Columns = append(withRecovered.Columns, artifacts.Column{Name: ColRecovered, Floats: []float64{0, 0.25, 0.75}})
+	if tbl, err = BestFinal([]*artifacts.Table{withRecovered}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, f := tbl.Column("best_recovered").Floats[0], tbl.Column("final_recovered").Floats[0]; b != 0.25 || f != 0.75 {
+		t.Errorf("recovered best %v final %v, want 0.25 (epoch 2) and 0.75 (epoch 3)", b, f)
+	}
 	for _, tc := range []struct {
 		name   string
 		curves []*artifacts.Table

@@ -41,7 +41,7 @@ func init() { stages.Builtin.Register(Stage{}) }
 func (Stage) Spec() stages.Spec {
 	return stages.Spec{
 		Name:    "train",
-		Version: "1",
+		Version: "2",
 		Doc: "Trains a model (standard, PGD-AT or TRADES) with hard, smoothed, self-guided (SGLR), given or distilled " +
 			"labels; keeps the epoch with the best validation PGD robust accuracy and the final one.",
 		Inputs: []stages.Port{
@@ -89,7 +89,7 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 			return err
 		}
 	}
-	res, err := Train(ctx, cfg, trainSet, valSet, given, env.Seed, env.Progress)
+	res, err := Train(ctx, cfg, trainSet, valSet, given, ReplicateSeed(env.Seed, env.Params.Int("seed")), env.Progress)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -136,4 +136,17 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 		env.Report("recovered", res.Recovered)
 	}
 	return nil
+}
+
+// ReplicateSeed mixes a replicate number into an instance's derived seed
+// (splitmix64 of the pair), so replicates differ even where the instance id
+// does not; replicate 0 keeps the derived seed.
+func ReplicateSeed(derived uint64, replicate int64) uint64 {
+	if replicate == 0 {
+		return derived
+	}
+	z := derived ^ (uint64(replicate) * 0x9e3779b97f4a7c15)
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
 }

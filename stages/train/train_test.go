@@ -212,6 +212,18 @@ func TestTrainIsDeterministic(t *testing.T) {
 	if bytes.Equal(readOutput(t, a.env, "final"), readOutput(t, c.env, "final")) {
 		t.Error("seeds 11 and 12 gave the same final model")
 	}
+	replicate := map[string]any{}
+	for k, v := range values {
+		replicate[k] = v
+	}
+	replicate["seed"] = int64(1)
+	d := runTrain(t, trainSet, valSet, nil, replicate, 11)
+	if d.err != nil {
+		t.Fatal(d.err)
+	}
+	if bytes.Equal(readOutput(t, a.env, "final"), readOutput(t, d.env, "final")) {
+		t.Error("replicates 0 and 1 (param seed) of one instance gave the same final model")
+	}
 	ca, err := artifacts.ReadCurveFile(a.env.OutputPath("curve"))
 	if err != nil {
 		t.Fatal(err)
@@ -326,6 +338,17 @@ func TestSGLRReportsRecoveredLabels(t *testing.T) {
 	}
 	if labels.Meta["recovered"] != formatFloat(rec) || labels.Meta["labels"] != LabelsSGLR {
 		t.Errorf("labels meta %v, want recovered %v", labels.Meta, rec)
+	}
+	curve, err := artifacts.ReadCurveFile(run.env.OutputPath("curve"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	perEpoch := curve.Column(ColRecovered).Floats
+	if len(perEpoch) != 5 || perEpoch[4] != rec {
+		t.Errorf("curve recovered %v: want 5 epochs ending at the run's figure %v", perEpoch, rec)
+	}
+	if perEpoch[0] != 0 {
+		t.Errorf("recovered %v after epoch 1, inside the warm-up: the bank still holds the noisy labels, want 0", perEpoch[0])
 	}
 	for i := range labels.IDs {
 		sum := 0.0
