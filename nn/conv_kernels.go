@@ -57,6 +57,15 @@ func convOutSize(n, k, stride, pad int) int {
 	return span/stride + 1
 }
 
+// inputShape is [B,C,H,W].
+func (g convGeometry) inputShape() shape4 { return shape4{g.batch, g.inC, g.inH, g.inW} }
+
+// weightShape is [O,C,k,k].
+func (g convGeometry) weightShape() shape4 { return shape4{g.outC, g.inC, g.k, g.k} }
+
+// outputShape is [B,O,Ho,Wo].
+func (g convGeometry) outputShape() shape4 { return shape4{g.batch, g.outC, g.outH, g.outW} }
+
 // colRows is C·k·k, the rows of an unrolled image and the columns of the
 // weight matrix.
 func (g convGeometry) colRows() int { return g.inC * g.k * g.k }

@@ -62,7 +62,7 @@ func (op *conv2dOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tensor.Shape{g.batch, g.outC, g.outH, g.outW}, nil
+	return g.outputShape().shape(), nil
 }
 
 // Do computes y into the op's own output.
@@ -75,7 +75,7 @@ func (op *conv2dOp) Do(in ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	return op.UsePreallocDo(op.out.get(x.Dtype(), g.batch, g.outC, g.outH, g.outW), x, w)
+	return op.UsePreallocDo(reusedOutput4(&op.out, x.Dtype(), g.outputShape()), x, w)
 }
 
 // UsePreallocDo computes y into prealloc ([B,O,Ho,Wo], the inputs' dtype).
@@ -88,15 +88,14 @@ func (op *conv2dOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, err
 	if err != nil {
 		return nil, err
 	}
-	y, err := outputDense(op, prealloc, x.Dtype(), g.batch, g.outC, g.outH, g.outW)
+	y, err := outputDense4(op, prealloc, x.Dtype(), g.outputShape())
 	if err != nil {
 		return nil, err
 	}
-	switch yd := y.Data().(type) {
-	case []float32:
-		convForward(g, x.Data().([]float32), w.Data().([]float32), yd, &op.ws.f32, sgemm)
-	case []float64:
-		convForward(g, x.Data().([]float64), w.Data().([]float64), yd, &op.ws.f64, dgemm)
+	if y.Dtype() == tensor.Float32 {
+		convForward(g, x.Float32s(), w.Float32s(), y.Float32s(), &op.ws.f32, sgemm)
+	} else {
+		convForward(g, x.Float64s(), w.Float64s(), y.Float64s(), &op.ws.f64, dgemm)
 	}
 	return y, nil
 }
@@ -186,7 +185,7 @@ func (op *conv2dInputGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) 
 	if err != nil {
 		return nil, err
 	}
-	return tensor.Shape{g.batch, g.inC, g.inH, g.inW}, nil
+	return g.inputShape().shape(), nil
 }
 
 // Do computes dx into the op's own output.
@@ -199,7 +198,7 @@ func (op *conv2dInputGradOp) Do(in ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	return op.UsePreallocDo(op.out.get(gy.Dtype(), g.batch, g.inC, g.inH, g.inW), gy, w)
+	return op.UsePreallocDo(reusedOutput4(&op.out, gy.Dtype(), g.inputShape()), gy, w)
 }
 
 // UsePreallocDo computes dx into prealloc ([B,C,H,W]).
@@ -212,15 +211,14 @@ func (op *conv2dInputGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.V
 	if err != nil {
 		return nil, err
 	}
-	dx, err := outputDense(op, prealloc, gy.Dtype(), g.batch, g.inC, g.inH, g.inW)
+	dx, err := outputDense4(op, prealloc, gy.Dtype(), g.inputShape())
 	if err != nil {
 		return nil, err
 	}
-	switch d := dx.Data().(type) {
-	case []float32:
-		convInputGrad(g, gy.Data().([]float32), w.Data().([]float32), d, &op.ws.f32, sgemm)
-	case []float64:
-		convInputGrad(g, gy.Data().([]float64), w.Data().([]float64), d, &op.ws.f64, dgemm)
+	if dx.Dtype() == tensor.Float32 {
+		convInputGrad(g, gy.Float32s(), w.Float32s(), dx.Float32s(), &op.ws.f32, sgemm)
+	} else {
+		convInputGrad(g, gy.Float64s(), w.Float64s(), dx.Float64s(), &op.ws.f64, dgemm)
 	}
 	return dx, nil
 }
@@ -282,7 +280,7 @@ func (op *conv2dWeightGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error)
 	if err != nil {
 		return nil, err
 	}
-	return tensor.Shape{g.outC, g.inC, g.k, g.k}, nil
+	return g.weightShape().shape(), nil
 }
 
 // Do computes dw into the op's own output.
@@ -295,7 +293,7 @@ func (op *conv2dWeightGradOp) Do(in ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	return op.UsePreallocDo(op.out.get(gy.Dtype(), g.outC, g.inC, g.k, g.k), gy, x)
+	return op.UsePreallocDo(reusedOutput4(&op.out, gy.Dtype(), g.weightShape()), gy, x)
 }
 
 // UsePreallocDo computes dw into prealloc ([O,C,k,k]).
@@ -308,15 +306,14 @@ func (op *conv2dWeightGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.
 	if err != nil {
 		return nil, err
 	}
-	dw, err := outputDense(op, prealloc, gy.Dtype(), g.outC, g.inC, g.k, g.k)
+	dw, err := outputDense4(op, prealloc, gy.Dtype(), g.weightShape())
 	if err != nil {
 		return nil, err
 	}
-	switch d := dw.Data().(type) {
-	case []float32:
-		convWeightGrad(g, gy.Data().([]float32), x.Data().([]float32), d, &op.ws.f32, sgemm)
-	case []float64:
-		convWeightGrad(g, gy.Data().([]float64), x.Data().([]float64), d, &op.ws.f64, dgemm)
+	if dw.Dtype() == tensor.Float32 {
+		convWeightGrad(g, gy.Float32s(), x.Float32s(), dw.Float32s(), &op.ws.f32, sgemm)
+	} else {
+		convWeightGrad(g, gy.Float64s(), x.Float64s(), dw.Float64s(), &op.ws.f64, dgemm)
 	}
 	return dw, nil
 }
@@ -358,20 +355,56 @@ type convWorkspace struct {
 	f64 []float64
 }
 
-// denseTensor4Inputs checks that an op got two dense 4-D float32 or float64
-// tensors of one dtype.
+// denseTensor4Inputs checks that an op got two dense, contiguous 4-D
+// float32 or float64 tensors of one dtype. Unlike denseFloats it allocates
+// nothing, so that a steady-state pass does not either.
 func denseTensor4Inputs(op G.Op, in []G.Value) (a, b *tensor.Dense, err error) {
 	if len(in) != 2 {
 		return nil, nil, fmt.Errorf("%v: want 2 inputs, got %d", op, len(in))
 	}
-	ds, err := denseFloats(op, in)
-	if err != nil {
-		return nil, nil, err
+	a, okA := in[0].(*tensor.Dense)
+	b, okB := in[1].(*tensor.Dense)
+	if !okA || !okB || !a.IsNativelyAccessible() || !b.IsNativelyAccessible() || a.IsMaterializable() || b.IsMaterializable() {
+		return nil, nil, fmt.Errorf("%v: inputs (%T, %T) are not both dense, contiguous tensors", op, in[0], in[1])
 	}
-	if ds[0].Dims() != 4 || ds[1].Dims() != 4 {
-		return nil, nil, fmt.Errorf("%v: inputs %v and %v are not both 4-D", op, ds[0].Shape(), ds[1].Shape())
+	if dt := a.Dtype(); (dt != tensor.Float32 && dt != tensor.Float64) || b.Dtype() != dt {
+		return nil, nil, fmt.Errorf("%v: inputs have dtypes %v and %v, want both float32 or both float64", op, a.Dtype(), b.Dtype())
 	}
-	return ds[0], ds[1], nil
+	if a.Dims() != 4 || b.Dims() != 4 {
+		return nil, nil, fmt.Errorf("%v: inputs %v and %v are not both 4-D", op, a.Shape(), b.Shape())
+	}
+	return a, b, nil
+}
+
+// shape4 is a 4-D shape held by value, so that the checks a steady-state
+// pass makes allocate nothing.
+type shape4 [4]int
+
+// shape is s as a tensor.Shape.
+func (s shape4) shape() tensor.Shape { return tensor.Shape{s[0], s[1], s[2], s[3]} }
+
+// matches reports whether t is s.
+func (s shape4) matches(t tensor.Shape) bool {
+	return len(t) == 4 && t[0] == s[0] && t[1] == s[1] && t[2] == s[2] && t[3] == s[3]
+}
+
+// reusedOutput4 is r's tensor when it already has dtype dt and shape s,
+// and a new one (kept in r) otherwise.
+func reusedOutput4(r *reusedOutput, dt tensor.Dtype, s shape4) *tensor.Dense {
+	if r.t != nil && r.t.Dtype() == dt && s.matches(r.t.Shape()) {
+		return r.t
+	}
+	return r.get(dt, s.shape()...)
+}
+
+// outputDense4 checks that prealloc is a dense, contiguous tensor of dtype
+// dt and shape s, and returns it.
+func outputDense4(op G.Op, prealloc G.Value, dt tensor.Dtype, s shape4) (*tensor.Dense, error) {
+	d, ok := prealloc.(*tensor.Dense)
+	if !ok || d.Dtype() != dt || !s.matches(d.Shape()) || !d.IsNativelyAccessible() || d.IsMaterializable() {
+		return nil, fmt.Errorf("%v: preallocated output %v (%T) is not a dense %v tensor of shape %v", op, prealloc.Shape(), prealloc, dt, s.shape())
+	}
+	return d, nil
 }
 
 // twoTensor4Shapes reads two input shapes that must both be 4-D.
