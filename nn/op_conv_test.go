@@ -314,11 +314,36 @@ func TestConv2dOpsDoNotAllocateAfterFirstRun(t *testing.T) {
 // gradients) of the second convolution of the benchmark cnn (batch 128, 32
 // to 64 channels, 14x14, 3x3 kernel, padding 1) in float32, as a gorgonia
 // graph computing sum(y ⊙ R) and its gradients: with conv2dOp ("ours") and
-// with gorgonia's G.Conv2d ("gorgonia").
+// with gorgonia's G.Conv2d ("gorgonia"). "ours-ops-only" runs the three ops
+// alone, without the loss, the graph and the machine around them.
 //
 //	go test ./nn -bench Conv -run XXX
 func BenchmarkConv2dCNNLayer(b *testing.B) {
 	cc := convCase{name: "cnn conv2", batch: 128, inC: 32, h: 14, w: 14, outC: 64, k: 3, stride: 1, pd: 1}
+	b.Run("ours-ops-only", func(b *testing.B) {
+		geom, _ := newConvGeometry(cc.batch, cc.inC, cc.h, cc.w, cc.outC, cc.k, cc.stride, cc.pd)
+		rng := rand.New(rand.NewPCG(1, 2))
+		random := func(s shape4) *tensor.Dense {
+			t := tensor.New(tensor.WithShape(s.shape()...), tensor.Of(tensor.Float32))
+			for i := range t.Float32s() {
+				t.Float32s()[i] = float32(rng.NormFloat64())
+			}
+			return t
+		}
+		x, w, gy := random(geom.inputShape()), random(geom.weightShape()), random(geom.outputShape())
+		fwd := &conv2dOp{stride: cc.stride, pad: cc.pd}
+		dx := &conv2dInputGradOp{stride: cc.stride, pad: cc.pd, inH: cc.h, inW: cc.w}
+		dw := &conv2dWeightGradOp{stride: cc.stride, pad: cc.pd, k: cc.k}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			for _, err := range []error{second(fwd.Do(x, w)), second(dx.Do(gy, w)), second(dw.Do(gy, x))} {
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
 	for _, impl := range []struct {
 		name  string
 		useOp bool
@@ -340,6 +365,9 @@ func BenchmarkConv2dCNNLayer(b *testing.B) {
 		})
 	}
 }
+
+// second returns the error of a (value, error) pair.
+func second(_ G.Value, err error) error { return err }
 
 // convCompare is a graph computing loss = sum(y ⊙ R) for y = conv2d(x, w)
 // (plus the same for a second input x2 when the weight is shared) and its
