@@ -209,14 +209,14 @@ func (fb *forwardBuilder) linear(x *G.Node, name string) (*G.Node, error) {
 }
 
 // conv is torch.nn.Conv2d without bias: square kernel taken from the weight
-// [out,in,k,k], the given stride and zero padding on every side.
+// [out,in,k,k], the given stride and zero padding on every side, as one
+// conv2dOp (op_conv.go) reading the weight in place.
 func (fb *forwardBuilder) conv(x *G.Node, weightName string, stride, pad int) (*G.Node, error) {
 	w, err := fb.node(weightName)
 	if err != nil {
 		return nil, err
 	}
-	k := w.Shape()[2]
-	out, err := G.Conv2d(x, w, tensor.Shape{k, k}, []int{pad, pad}, []int{stride, stride}, []int{1, 1})
+	out, err := conv2dForward(x, w, stride, pad)
 	if err != nil {
 		return nil, fmt.Errorf("%s on input %v: %w", weightName, x.Shape(), err)
 	}
