@@ -200,6 +200,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer poll.Stop()
 	released := make(chan int, w.cfg.Cores)
 	free := w.cfg.Cores
+	woken := false
 	var tasks sync.WaitGroup
 	defer tasks.Wait()
 	for {
@@ -212,9 +213,21 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 		}
 		msg := w.next(ctx)
+		if msg == nil && woken {
+			// A plain subscriber may hear of a task a moment before the
+			// stream hands it out: look again shortly.
+			for _, d := range []time.Duration{2 * time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond} {
+				time.Sleep(d)
+				if msg = w.next(ctx); msg != nil {
+					break
+				}
+			}
+		}
+		woken = false
 		if msg == nil {
 			select {
 			case <-wake:
+				woken = true
 			case <-poll.C:
 			case n := <-released:
 				free += n
