@@ -115,7 +115,7 @@ func testRegistry() *stages.Registry {
 
 // The test cluster: a real server on loopback, in-process workers.
 
-func startServer(t *testing.T) *server.Server {
+func startServer(t testing.TB) *server.Server {
 	t.Helper()
 	s, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
@@ -131,7 +131,7 @@ func startServer(t *testing.T) *server.Server {
 	return s
 }
 
-func connect(t *testing.T, url string) *nats.Conn {
+func connect(t testing.TB, url string) *nats.Conn {
 	t.Helper()
 	nc, err := Connect(ConnectOptions{URL: url, Name: t.Name()})
 	if err != nil {
@@ -141,7 +141,7 @@ func connect(t *testing.T, url string) *nats.Conn {
 	return nc
 }
 
-func openStore(t *testing.T, nc *nats.Conn) *natsstore.Store {
+func openStore(t testing.TB, nc *nats.Conn) *natsstore.Store {
 	t.Helper()
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -183,7 +183,7 @@ func (l *logLines) contains(s string) bool {
 
 // startWorker runs an in-process worker on its own connection and mirror
 // until the test ends.
-func startWorker(t *testing.T, url string, cfg WorkerConfig) *logLines {
+func startWorker(t testing.TB, url string, cfg WorkerConfig) *logLines {
 	t.Helper()
 	nc := connect(t, url)
 	logs := &logLines{}
@@ -552,5 +552,50 @@ func TestUndeliverableTaskFails(t *testing.T) {
 	}
 	if msg := run.Instances[0].Error; !strings.Contains(msg, "delivered 2 times and never finished") {
 		t.Errorf("failure %q", msg)
+	}
+}
+
+func TestStoppedWorkerHandsTaskBack(t *testing.T) {
+	srv := startServer(t)
+	nc := connect(t, srv.ClientURL())
+	first, err := NewWorker(context.Background(), nc, openStore(t, nc), WorkerConfig{
+		Name: "first", Cores: 1, Registry: testRegistry(), AckWait: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stopFirst := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- first.Run(ctx) }()
+
+	exec := newExecutor(t, nc, ExecutorConfig{})
+	p := loadPipeline(t, t.TempDir(), "name: nap\nstages:\n  nap:\n    uses: sleep\n    with: {ms: 1500}\n")
+	secondLogs := make(chan *logLines, 1)
+	events := make(chan pipeline.Event, 100)
+	go func() {
+		handedOver := false
+		for e := range events {
+			if e.Message == "on worker first" && !handedOver {
+				handedOver = true
+				stopFirst() // like Ctrl-C on the worker, mid-stage
+				if err := <-done; err != nil {
+					t.Errorf("worker first: %v", err)
+				}
+				secondLogs <- startWorker(t, srv.ClientURL(), WorkerConfig{Name: "second", Cores: 1, AckWait: time.Minute})
+			}
+		}
+	}()
+	started := time.Now()
+	run, err := p.Run(context.Background(), pipeline.Options{Store: openStore(t, nc), Executor: exec, Events: func(e pipeline.Event) { events <- e }})
+	close(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(started); took > 20*time.Second {
+		t.Errorf("the handed-back task took %s: it waited for the ack deadline instead", took)
+	}
+	second := <-secondLogs
+	if run.Instances[0].Status != pipeline.StatusRan || !second.contains("nap: start (delivery 2)") {
+		t.Errorf("status %s; the second worker did not take the task over", run.Instances[0].Status)
 	}
 }
