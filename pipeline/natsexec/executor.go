@@ -396,12 +396,11 @@ func (e *Executor) recoverLoop() {
 			return
 		case <-tick.C:
 		}
-		if n := e.nc.Stats().Reconnects; n == seen && time.Since(last) < 30*time.Second {
+		n := e.nc.Stats().Reconnects
+		if n == seen && time.Since(last) < 30*time.Second {
 			continue
-		} else {
-			seen = n
 		}
-		last = time.Now()
+		seen, last = n, time.Now()
 		e.recoverResults()
 	}
 }
