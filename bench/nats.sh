@@ -58,7 +58,9 @@ wait_for "$out/serve.log" "listening on"
 url=$(sed -n 's/.*listening on \([^ ]*\) .*/\1/p' "$out/serve.log")
 
 start_worker() { # start_worker NAME CORE
-	pin "$2" "$bin" worker --nats "$url" --name "$1" --cores 1 --cache "$out/cache-$1" >"$out/$1.log" 2>&1 &
+	local cmd=("$bin" worker --nats "$url" --name "$1" --cores 1 --cache "$out/cache-$1")
+	if command -v taskset >/dev/null; then cmd=(taskset -c "$2" "${cmd[@]}"); fi
+	"${cmd[@]}" >"$out/$1.log" 2>&1 & # taskset execs the worker: $! is the worker
 	pids+=($!)
 	wait_for "$out/$1.log" "ready on"
 }

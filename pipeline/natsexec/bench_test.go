@@ -20,8 +20,9 @@ import (
 //	go test ./pipeline/natsexec -run '^$' -bench InstanceLatency
 //
 // With stores on disk both variants are bound by the local store's fsyncs
-// (measured: local 20.7 ms, nats 18.8 ms); with TMPDIR on a tmpfs the
-// executor's own cost shows (local 2.0 ms, nats 5.4 ms).
+// (measured on the shared 2-core machine: local 20.7-25.5 ms, nats
+// 18.8-23.5 ms); with TMPDIR on a tmpfs the executor's own cost shows
+// (local 2.0-2.9 ms, nats 5.4-5.8 ms).
 func BenchmarkInstanceLatency(b *testing.B) {
 	dir := b.TempDir()
 	file := filepath.Join(dir, "pipeline.yaml")
