@@ -23,6 +23,7 @@ type Executor interface {
 // Task is one stage instance ready to run: its inputs are in t.Store.
 type Task struct {
 	Instance string
+	Uses     string // the stage type as written in `uses:` ("noise", "exec:./x"), so a remote executor can name it
 	Stage    stages.Stage
 	Params   stages.Params
 	Seed     uint64
@@ -35,6 +36,15 @@ type Task struct {
 type Result struct {
 	Outputs map[string]artifacts.Digest // output port -> stored object
 	Summary map[string]any              // figures the stage reported
+}
+
+// InputsByDigest is implemented by executors that move inputs themselves,
+// by digest (a remote executor whose workers fetch them from a shared
+// store). When InputsByDigest returns true the scheduler does not resolve
+// inputs to local files first: Task.Inputs carry digests and tags, with empty
+// paths, so a coordinator never downloads what only a worker reads.
+type InputsByDigest interface {
+	InputsByDigest() bool
 }
 
 // LocalExecutor runs stages in this process, each in a scratch directory of

@@ -304,8 +304,9 @@ func paramNames(spec stages.Spec) []string {
 }
 
 // keySpec builds the instance's cache key fields from its producers' output
-// digests. With withPaths it also builds the stage inputs, whose paths the
-// store must resolve (so the objects must exist).
+// digests, and the stage inputs (digest and tags). With withPaths the inputs
+// also get their file paths, which the store must resolve (so the objects
+// must exist locally).
 func (n *Node) keySpec(store artifacts.Store, outputsOf func(*Node) map[string]artifacts.Digest, withPaths bool) (KeySpec, map[string][]stages.Input, error) {
 	ks := KeySpec{
 		Stage:   n.Uses(),
@@ -315,10 +316,7 @@ func (n *Node) keySpec(store artifacts.Store, outputsOf func(*Node) map[string]a
 		Inputs:  map[string][]artifacts.Digest{},
 		Tags:    map[string][]map[string]string{},
 	}
-	var inputs map[string][]stages.Input
-	if withPaths {
-		inputs = map[string][]stages.Input{}
-	}
+	inputs := map[string][]stages.Input{}
 	for port, edges := range n.Instance.Inputs {
 		for _, e := range edges {
 			from := n.pipelineNode(e.From)
@@ -328,13 +326,15 @@ func (n *Node) keySpec(store artifacts.Store, outputsOf func(*Node) map[string]a
 			}
 			ks.Inputs[port] = append(ks.Inputs[port], d)
 			ks.Tags[port] = append(ks.Tags[port], e.Tags)
+			in := stages.Input{Digest: d, Tags: e.Tags}
 			if withPaths {
 				path, err := store.Path(d)
 				if err != nil {
 					return KeySpec{}, nil, fmt.Errorf("%s: input %s (%s): %w", n.ID(), port, d, err)
 				}
-				inputs[port] = append(inputs[port], stages.Input{Digest: d, Path: path, Tags: e.Tags})
+				in.Path = path
 			}
+			inputs[port] = append(inputs[port], in)
 		}
 	}
 	return ks, inputs, nil

@@ -285,7 +285,9 @@ func (s *scheduler) run(ctx context.Context) {
 func (s *scheduler) process(ctx context.Context, n *Node) {
 	st := s.states[n.index]
 	store := s.opts.Store
-	ks, inputs, err := n.keySpec(store, func(m *Node) map[string]artifacts.Digest { return s.states[m.index].outputs }, true)
+	byDigest, _ := s.exec.(InputsByDigest)
+	withPaths := byDigest == nil || !byDigest.InputsByDigest()
+	ks, inputs, err := n.keySpec(store, func(m *Node) map[string]artifacts.Digest { return s.states[m.index].outputs }, withPaths)
 	if err != nil {
 		s.finish(n, StatusFailed, "", err)
 		return
@@ -326,7 +328,7 @@ func (s *scheduler) process(ctx context.Context, n *Node) {
 	s.sink.emit(Event{Instance: n.ID(), Kind: EventStart, Message: reason})
 	startedAt := time.Now()
 	res, err := s.exec.Execute(ctx, &Task{
-		Instance: n.ID(), Stage: n.Stage, Params: n.Params, Seed: n.Seed,
+		Instance: n.ID(), Uses: n.Uses(), Stage: n.Stage, Params: n.Params, Seed: n.Seed,
 		Inputs: inputs, Progress: newInstanceProgress(s.sink, n.ID()), Store: store,
 	})
 	s.cores.release(cores)

@@ -97,6 +97,8 @@ only does what changed, and any recorded instance can be replayed bit for bit.`,
 		newExportCommand(g),
 		newCacheCommand(g),
 		newReplayCommand(g),
+		newServeCommand(),
+		newWorkerCommand(),
 	)
 	for _, c := range allCommands(root) {
 		// An error a command returns without classifying it is a failure (1);

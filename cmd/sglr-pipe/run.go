@@ -17,7 +17,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
+	"github.com/sglr-pipe/sglr-pipe/artifacts/natsstore"
 	"github.com/sglr-pipe/sglr-pipe/pipeline"
+	"github.com/sglr-pipe/sglr-pipe/pipeline/natsexec"
 )
 
 // selectionFlags are the flags run and plan share: which instances to
@@ -63,9 +65,37 @@ func (f *selectionFlags) options(cmd *cobra.Command, store artifacts.Store, targ
 	}, nil
 }
 
+// Executors that run accepts.
+const (
+	executorLocal = "local"
+	executorNATS  = "nats"
+)
+
+// executorFlags choose where run executes stage instances.
+type executorFlags struct {
+	executor      string
+	nats          natsFlags
+	requireLabels []string // STAGE=LABEL[,LABEL...]
+}
+
+// register adds the flags to cmd.
+func (f *executorFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.executor, "executor", executorLocal,
+		"where instances run: local (this process) or nats (workers that 'sglr-pipe worker' started)")
+	f.nats.register(fl)
+	fl.StringArrayVar(&f.requireLabels, "require-label", nil,
+		"with --executor nats: run STAGE's instances only on workers with LABEL, as STAGE=LABEL[,LABEL] (repeatable)")
+}
+
+// natsJobs is the default --jobs of the nats executor: how many instances
+// may wait on the work queue at once (workers budget their own cores).
+const natsJobs = 256
+
 // newRunCommand runs a pipeline.
 func newRunCommand(g *globalFlags) *cobra.Command {
 	f := &selectionFlags{}
+	ef := &executorFlags{}
 	var outDir string
 	cmd := &cobra.Command{
 		Use:   "run FILE [TARGET...]",
@@ -74,32 +104,44 @@ func newRunCommand(g *globalFlags) *cobra.Command {
 concurrently within the --jobs core budget. TARGETs are stage ids: only they and
 what they read are run. The store defaults to .sglr/ beside the pipeline file.
 
+With --executor nats the instances run on workers ('sglr-pipe worker') that
+share a NATS JetStream server with this coordinator: the action cache and the
+artifacts live in JetStream, the store directory mirrors what is fetched and
+keeps the run records. --jobs then bounds how many instances wait on the work
+queue at once (default 256).
+
 Exit status: 0 when every instance ran or was cached, 1 when a stage failed,
 2 for a bad pipeline or command line, 130 when interrupted.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPipeline(cmd, g, f, outDir, args[0], args[1:])
+			return runPipeline(cmd, g, f, ef, outDir, args[0], args[1:])
 		},
 	}
 	f.register(cmd)
+	ef.register(cmd)
 	cmd.Flags().StringVar(&outDir, "out", defaultOutDir,
 		"write the files of report outputs to DIR/<pipeline name>/<instance>/ (\"\" to skip)")
 	return cmd
 }
 
 // runPipeline is the body of `run`.
-func runPipeline(cmd *cobra.Command, g *globalFlags, f *selectionFlags, outDir, file string, targets []string) error {
+func runPipeline(cmd *cobra.Command, g *globalFlags, f *selectionFlags, ef *executorFlags, outDir, file string, targets []string) error {
 	p, err := loadPipeline(file, f.sets)
 	if err != nil {
 		return err
 	}
-	store, err := artifacts.OpenDir(g.storeDir(file))
+	labels, err := ef.check(cmd, p)
+	if err != nil {
+		return err
+	}
+	mirror, err := artifacts.OpenDir(g.storeDir(file))
 	if err != nil {
 		return err
 	}
 	if err := checkSelection(cmd, p, f, targets); err != nil {
 		return err
 	}
+	var store artifacts.Store = mirror
 	opts, err := f.options(cmd, store, targets)
 	if err != nil {
 		return err
@@ -108,6 +150,30 @@ func runPipeline(cmd *cobra.Command, g *globalFlags, f *selectionFlags, outDir, 
 
 	ctx, stop := interruptContext(cmd.Context(), cmd.ErrOrStderr())
 	defer stop()
+
+	if ef.executor == executorNATS {
+		nc, js, err := ef.nats.connect(cmd, "sglr-pipe run "+filepath.Base(file), newLogger(cmd.ErrOrStderr(), "sglr-pipe"))
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		shared, err := natsstore.Open(ctx, js, mirror, natsstore.Config{})
+		if err != nil {
+			return failed(err)
+		}
+		exec, err := natsexec.NewExecutor(ctx, nc, natsexec.ExecutorConfig{
+			Labels:   func(instance string) []string { return labels[instanceDecl(p, instance)] },
+			ExecBase: filepath.Dir(file),
+		})
+		if err != nil {
+			return failed(err)
+		}
+		defer exec.Close()
+		store, opts.Store, opts.Executor = shared, shared, exec
+		if f.jobs == 0 {
+			opts.Jobs = natsJobs
+		}
+	}
 
 	out := cmd.OutOrStdout()
 	disp := newDisplay(out, f.asJSON, isTerminal(out))
@@ -129,7 +195,7 @@ func runPipeline(cmd *cobra.Command, g *globalFlags, f *selectionFlags, outDir, 
 			return err
 		}
 	} else {
-		printSummary(out, summary, store.Root())
+		printSummary(out, summary, mirror.Root())
 		printLeafTables(out, p, run, store)
 	}
 	written, outErr := writeOutFiles(outDir, p, run, store)
@@ -148,6 +214,52 @@ func runPipeline(cmd *cobra.Command, g *globalFlags, f *selectionFlags, outDir, 
 		return failed(runErr)
 	}
 	return nil
+}
+
+// check validates the executor flags against the pipeline and returns the
+// labels each declaration's instances require.
+func (f *executorFlags) check(cmd *cobra.Command, p *pipeline.Pipeline) (map[string][]string, error) {
+	switch f.executor {
+	case executorLocal:
+		if len(f.requireLabels) > 0 {
+			return nil, usageErrorf(cmd, "--require-label needs --executor nats")
+		}
+		if f.nats.url != "" {
+			return nil, usageErrorf(cmd, "--nats needs --executor nats")
+		}
+		return nil, nil
+	case executorNATS:
+	default:
+		return nil, usageErrorf(cmd, "--executor %q: want local or nats", f.executor)
+	}
+	declared := map[string]bool{}
+	for _, id := range p.DeclIDs() {
+		declared[id] = true
+	}
+	labels := map[string][]string{}
+	for _, req := range f.requireLabels {
+		decl, list, ok := strings.Cut(req, "=")
+		if !ok || decl == "" || list == "" {
+			return nil, usageErrorf(cmd, "--require-label %q: want STAGE=LABEL[,LABEL] (e.g. train=gpu)", req)
+		}
+		if !declared[decl] {
+			return nil, usageErrorf(cmd, "--require-label %q: no stage %q in %s (stages: %s)", req, decl, p.File, strings.Join(p.DeclIDs(), ", "))
+		}
+		checked, err := natsexec.CheckLabels(append(labels[decl], strings.Split(list, ",")...))
+		if err != nil {
+			return nil, usageErrorf(cmd, "--require-label %q: %v", req, err)
+		}
+		labels[decl] = checked
+	}
+	return labels, nil
+}
+
+// instanceDecl returns the declaration an instance was expanded from.
+func instanceDecl(p *pipeline.Pipeline, instance string) string {
+	if n, ok := p.Node(instance); ok {
+		return n.Decl()
+	}
+	return ""
 }
 
 // loadPipeline loads a pipeline file with the CLI's resolver: built-ins plus
