@@ -345,7 +345,7 @@ func TestNATSSweepOnThreeWorkersMatchesLocal(t *testing.T) {
 	if remote.Ran != 9 {
 		t.Errorf("%d instances ran on workers, want 9", remote.Ran)
 	}
-	if want, got := deterministicOutputs(local), deterministicOutputs(remote); len(got) != 3+8*3 || !maps.Equal(want, got) {
+	if want, got := outputsOf(local), outputsOf(remote); len(got) != 3+8*4 || !maps.Equal(want, got) {
 		t.Errorf("outputs on workers differ from the local executor's\nworkers: %v\nlocal:   %v", got, want)
 	}
 	took := map[string]int{}
@@ -394,19 +394,6 @@ func TestNATSSweepOnThreeWorkersMatchesLocal(t *testing.T) {
 	}
 	mustSucceed(t, dir, "cache", "verify")
 	ns.checkSharedStore()
-}
-
-// deterministicOutputs is outputsOf without the training curves: a curve
-// records the wall-clock seconds of each epoch, so it differs between any
-// two runs, local or not. The models and labels must match bit for bit.
-func deterministicOutputs(s runSummary) map[string]artifacts.Digest {
-	out := outputsOf(s)
-	for k := range out {
-		if strings.HasSuffix(k, ".curve") {
-			delete(out, k)
-		}
-	}
-	return out
 }
 
 // slowPipeline trains one model for a few seconds: long enough to kill its

@@ -43,7 +43,6 @@ const (
 	ColAttack   = "attack"
 	ColAccuracy = "accuracy"
 	ColN        = "n"
-	ColSeconds  = "seconds"
 )
 
 // Stage is the `eval` stage.
@@ -55,7 +54,7 @@ func init() { stages.Builtin.Register(Stage{}) }
 func (Stage) Spec() stages.Spec {
 	return stages.Spec{
 		Name:    "eval",
-		Version: "1",
+		Version: "2",
 		Doc: "Accuracy of models on a dataset, clean and under attacks (FGSM, PGD, CW∞, APGD-CE, APGD-T, FAB-T, " +
 			"Square, AutoAttack), white-box or transferred from a source model, with every sample's logits.",
 		Inputs: []stages.Port{
@@ -67,7 +66,7 @@ func (Stage) Spec() stages.Spec {
 		},
 		Outputs: []stages.Port{
 			{Name: "metrics", Kind: artifacts.KindTable,
-				Doc: "one row per (model, attack): checkpoint, attack, accuracy, n, seconds; autoattack adds " +
+				Doc: "one row per (model, attack): [split,] checkpoint, attack, accuracy, n (wall times go to the run record, not the artifact, which is the same bytes on every run); autoattack adds " +
 					"autoattack/<attack> rows with the cumulative robust accuracy after each of its attacks"},
 			{Name: "predictions", Kind: artifacts.KindPredictions,
 				Doc: "per (model, attack, sample): id, label, logits, attack, checkpoint"},
@@ -231,6 +230,9 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 	acc := res.Metrics.Column(ColAccuracy).Floats
 	for i, label := range res.Metrics.Column(ColCheckpoint).Strings {
 		env.Report(label+" "+res.Metrics.Column(ColAttack).Strings[i], acc[i])
+	}
+	for attack, s := range res.Seconds {
+		env.Report("seconds "+attack, s)
 	}
 	env.Report("workers", res.Workers)
 	return nil

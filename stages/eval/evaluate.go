@@ -25,9 +25,12 @@ type Target struct {
 
 // Result is what Evaluate produces.
 type Result struct {
-	Metrics     *artifacts.Table       // checkpoint, attack, accuracy, n, seconds
+	Metrics     *artifacts.Table       // [split,] checkpoint, attack, accuracy, n
 	Predictions *artifacts.Predictions // every sample's logits per (model, attack)
 	Workers     int                    // the parallel workers used
+	// Seconds is the wall time per attack row (summed over the models). It
+	// stays out of Metrics so that the artifact is the same bytes on every run.
+	Seconds map[string]float64
 }
 
 // Evaluate measures every target on the first cfg.Limit samples of ds (all
@@ -131,8 +134,15 @@ func Evaluate(ctx context.Context, cfg Config, targets []Target, source *Target,
 			progress.Status(fmt.Sprintf("%s %s %.1f%%", target.Label, attack, 100*c.rows[len(c.rows)-1].accuracy))
 		}
 	}
-	res := &Result{Workers: workers}
+	res := &Result{Workers: workers, Seconds: map[string]float64{}}
 	res.Metrics, res.Predictions = run.outputs(targets, cells, ds.IDs[:n], source)
+	for t := range targets {
+		for _, c := range cells[t] {
+			for _, r := range c.rows {
+				res.Seconds[r.attack] += r.seconds
+			}
+		}
+	}
 	return res, nil
 }
 
@@ -224,7 +234,7 @@ func (e *evaluation) outputs(targets []Target, cells [][]cell, ids []int64, sour
 		meta["source"] = source.Label
 	}
 	var checkpoints, attacks []string
-	var accuracies, seconds []float64
+	var accuracies []float64
 	var ns []int64
 	preds := &artifacts.Predictions{K: e.k, Meta: meta, IDs: []int64{}, Labels: []int32{}, Logits: []float32{},
 		Attack: []string{}, Checkpoint: []string{}}
@@ -235,7 +245,6 @@ func (e *evaluation) outputs(targets []Target, cells [][]cell, ids []int64, sour
 				attacks = append(attacks, r.attack)
 				accuracies = append(accuracies, r.accuracy)
 				ns = append(ns, int64(e.n))
-				seconds = append(seconds, r.seconds)
 			}
 			preds.IDs = append(preds.IDs, ids...)
 			preds.Labels = append(preds.Labels, e.y...)
@@ -251,7 +260,6 @@ func (e *evaluation) outputs(targets []Target, cells [][]cell, ids []int64, sour
 		{Name: ColAttack, Strings: attacks},
 		{Name: ColAccuracy, Floats: accuracies},
 		{Name: ColN, Ints: ns},
-		{Name: ColSeconds, Floats: seconds},
 	}}
 	if e.cfg.Split != "" {
 		split := artifacts.Column{Name: ColSplit, Strings: make([]string, len(checkpoints))}

@@ -16,14 +16,14 @@ func (c *curveBuilder) append(r epochRow) { c.rows = append(c.rows, r) }
 
 // table is the curve artifact: epoch, lr, train_loss, train_clean_acc,
 // train_robust_acc (NaN for standard training), val_clean_acc,
-// val_robust_acc (NaN on epochs not validated), seconds, recovered (NaN
+// val_robust_acc (NaN on epochs not validated), recovered (NaN
 // when the flipped labels are unknown); the metadata names
 // the method, the label strategy and the best epoch.
 func (c *curveBuilder) table(cfg Config) *artifacts.Table {
 	n := len(c.rows)
 	epoch := make([]int64, n)
 	cols := map[string][]float64{}
-	names := []string{ColLR, ColTrainLoss, ColTrainCleanAcc, ColTrainRobustAcc, ColValCleanAcc, ColValRobustAcc, ColSeconds, ColRecovered}
+	names := []string{ColLR, ColTrainLoss, ColTrainCleanAcc, ColTrainRobustAcc, ColValCleanAcc, ColValRobustAcc, ColRecovered}
 	for _, name := range names {
 		cols[name] = make([]float64, n)
 	}
@@ -32,7 +32,7 @@ func (c *curveBuilder) table(cfg Config) *artifacts.Table {
 		epoch[i] = int64(r.epoch)
 		for name, v := range map[string]float64{
 			ColLR: r.lr, ColTrainLoss: r.trainLoss, ColTrainCleanAcc: r.trainClean, ColTrainRobustAcc: r.trainRobust,
-			ColValCleanAcc: r.valClean, ColValRobustAcc: r.valRobust, ColSeconds: r.seconds, ColRecovered: r.recovered,
+			ColValCleanAcc: r.valClean, ColValRobustAcc: r.valRobust, ColRecovered: r.recovered,
 		} {
 			cols[name][i] = v
 		}
@@ -51,4 +51,13 @@ func (c *curveBuilder) table(cfg Config) *artifacts.Table {
 		t.Columns = append(t.Columns, artifacts.Column{Name: name, Floats: cols[name]})
 	}
 	return t
+}
+
+// seconds is the wall time of each epoch, for the run record.
+func (c *curveBuilder) seconds() []float64 {
+	out := make([]float64, len(c.rows))
+	for i, r := range c.rows {
+		out[i] = r.seconds
+	}
+	return out
 }

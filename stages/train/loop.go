@@ -24,7 +24,6 @@ const (
 	ColTrainRobustAcc = "train_robust_acc"
 	ColValCleanAcc    = "val_clean_acc"
 	ColValRobustAcc   = "val_robust_acc"
-	ColSeconds        = "seconds"
 	// ColRecovered is the share of flipped training labels whose current
 	// target (the SGLR bank, or the fixed targets) has its argmax at the clean
 	// label; NaN when the training set does not record which labels are flipped.
@@ -45,6 +44,9 @@ type Result struct {
 	Recovered float64
 	Flipped   int // flipped training samples (−1 when unknown)
 	Workers   int // the data-parallel workers used
+	// EpochSeconds is the wall time of each epoch. It is kept out of the
+	// curve so that the curve is the same bytes on every run.
+	EpochSeconds []float64
 }
 
 // Train runs adversarial (or standard) training of cfg on train, selecting
@@ -390,7 +392,7 @@ func (t *trainingRun) result() (*Result, error) {
 	soft := t.currentTargets()
 	res := &Result{
 		Best: t.best, Final: t.weights, BestEpoch: t.bestEpoch, BestValRobust: t.bestValRobust,
-		Curve:   t.curve.table(t.cfg),
+		Curve: t.curve.table(t.cfg), EpochSeconds: t.curve.seconds(),
 		Workers: t.cfg.Workers,
 	}
 	res.Recovered, res.Flipped = Recovered(soft, k, t.train.CleanLabels, t.train.Flipped)
