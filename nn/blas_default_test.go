@@ -2,8 +2,8 @@
 
 package nn
 
-// The default build runs on gonum's pure-Go BLAS.
+// The default build runs on package gemm's pure-Go BLAS.
 const (
-	wantBLASType = "gonum.Implementation"
+	wantBLASType = "gemm.Implementation"
 	wantBLASName = "pure Go"
 )
