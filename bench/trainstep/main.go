@@ -83,6 +83,7 @@ type options struct {
 	memSteps   int
 	tsv        bool
 	cpuProfile string
+	memProfile string
 	seed       uint64
 }
 
@@ -117,6 +118,10 @@ func run(args []string) error {
 			return fmt.Errorf("start cpu profile %s: %w", opts.cpuProfile, err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if opts.memProfile != "" {
+		runtime.MemProfileRate = 1
+		defer writeMemProfile(opts.memProfile)
 	}
 	if opts.memSteps > 0 {
 		return memoryRun(opts)
@@ -156,6 +161,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.memSteps, "memsteps", 0, "instead of timing, run this many MLP steps and print the RSS every 100")
 	fs.BoolVar(&o.tsv, "tsv", false, "print tab-separated rows (model, ms/step, allocs/step, peak RSS, steps) for trainstep.sh")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile (every allocation sampled) of the whole run to this file")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the weights, data and attack starts")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -316,6 +322,22 @@ func (s *stepper) step() error {
 		return fmt.Errorf("push weights to the evaluator: %w", err)
 	}
 	return nil
+}
+
+// writeMemProfile writes the allocation profile of the run so far to path,
+// reporting a failure on stderr (the timings are printed already).
+func writeMemProfile(path string) {
+	runtime.GC() // the profile is as of the last collection
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "trainstep: memory profile %s: %v\n", path, err)
+	}
 }
 
 // resetPeakRSS resets the kernel's VmHWM of this process (Linux 4.0+), so
