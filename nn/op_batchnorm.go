@@ -49,7 +49,7 @@ func batchNormForward(x, gamma, beta, runMean, runVar *G.Node, train, relu bool)
 			return nil, nil, nil, fmt.Errorf("batch norm: input %v needs per-channel vectors of %d, got %v", s, s[1], p)
 		}
 	}
-	op := &batchNormOp{train: train, relu: relu, shape: s.Clone()}
+	op := newBatchNormOp(train, relu, s)
 	if y, err = G.ApplyOp(op, append([]*G.Node{x}, params...)...); err != nil {
 		return nil, nil, nil, err
 	}
@@ -71,12 +71,21 @@ func batchNormForward(x, gamma, beta, runMean, runVar *G.Node, train, relu bool)
 type batchNormOp struct {
 	train, relu bool
 	shape       tensor.Shape // x's
+	// channels and pair are [C] and [2,C], kept so that running the op and
+	// its gradient ops allocates no shape.
+	channels, pair tensor.Shape
 	output      reusedOutput
 	// Per channel, written by every run: the mean and σ⁻¹ the run
 	// normalised with, and the biased batch variance (train mode).
 	mean, invStd, variance []float64
 	// scale and shift are the run's γ·σ⁻¹ and β − μ·γ·σ⁻¹.
 	scale, shift []float64
+}
+
+// newBatchNormOp is the op for x of the given shape [N,C,H,W].
+func newBatchNormOp(train, relu bool, shape tensor.Shape) *batchNormOp {
+	c := shape[1]
+	return &batchNormOp{train: train, relu: relu, shape: shape.Clone(), channels: tensor.Shape{c}, pair: tensor.Shape{2, c}}
 }
 
 // Arity is 3 in train mode (x, γ, β) and 5 in eval mode (and the running
@@ -98,7 +107,7 @@ func (op *batchNormOp) Type() hm.Type {
 
 // InferShape is x's shape.
 func (op *batchNormOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	c := tensor.Shape{op.shape[1]}
+	c := op.channels
 	want := []tensor.Shape{op.shape, c, c, c, c}[:op.Arity()]
 	if err := checkInputShapes(op, in, want...); err != nil {
 		return nil, err
@@ -134,7 +143,7 @@ func (op *batchNormOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 	c := op.shape[1]
 	vecs := [4]*tensor.Dense{}
 	for i := 1; i < len(in); i++ {
-		if vecs[i-1], err = floatDenseLike(op, in, i, dt, tensor.Shape{c}); err != nil {
+		if vecs[i-1], err = floatDenseLike(op, in, i, dt, op.channels); err != nil {
 			return nil, err
 		}
 	}
@@ -281,7 +290,7 @@ func (op *bnStatOp) Do(in ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	return op.UsePreallocDo(op.output.get(y.Dtype(), op.fwd.shape[1]), y)
+	return op.UsePreallocDo(op.output.get(y.Dtype(), op.fwd.channels...), y)
 }
 
 // UsePreallocDo copies the statistic into prealloc ([C]).
@@ -297,7 +306,7 @@ func (op *bnStatOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, err
 	if len(op.fwd.mean) != c {
 		return nil, fmt.Errorf("%v: the forward op has not run", op)
 	}
-	out, err := outputDense(op, prealloc, y.Dtype(), c)
+	out, err := outputDense(op, prealloc, y.Dtype(), op.fwd.channels...)
 	if err != nil {
 		return nil, err
 	}
@@ -387,7 +396,7 @@ func (op *bnParamGradOp) Do(in ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	return op.UsePreallocDo(op.output.get(g.Dtype(), 2, op.fwd.shape[1]), in...)
+	return op.UsePreallocDo(op.output.get(g.Dtype(), op.fwd.pair...), in...)
 }
 
 // UsePreallocDo computes the gradients into prealloc ([2,C]).
@@ -398,7 +407,7 @@ func (op *bnParamGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	}
 	g, x, y := ts[0], ts[1], ts[2]
 	s := op.fwd.shape
-	out, err := outputDense(op, prealloc, g.Dtype(), 2, s[1])
+	out, err := outputDense(op, prealloc, g.Dtype(), op.fwd.pair...)
 	if err != nil {
 		return nil, err
 	}
@@ -461,7 +470,7 @@ func (op *bnPickOp) Do(in ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	return op.UsePreallocDo(op.output.get(pg.Dtype(), op.fwd.shape[1]), pg)
+	return op.UsePreallocDo(op.output.get(pg.Dtype(), op.fwd.channels...), pg)
 }
 
 // UsePreallocDo copies the row into prealloc ([C]).
@@ -470,11 +479,11 @@ func (op *bnPickOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, err
 		return nil, err
 	}
 	c := op.fwd.shape[1]
-	pg, err := floatDenseLike(op, in, 0, in[0].Dtype(), tensor.Shape{2, c})
+	pg, err := floatDenseLike(op, in, 0, in[0].Dtype(), op.fwd.pair)
 	if err != nil {
 		return nil, err
 	}
-	out, err := outputDense(op, prealloc, pg.Dtype(), c)
+	out, err := outputDense(op, prealloc, pg.Dtype(), op.fwd.channels...)
 	if err != nil {
 		return nil, err
 	}
@@ -586,7 +595,7 @@ func (op *bnInputGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	if len(op.fwd.mean) != c {
 		return nil, fmt.Errorf("%v: the forward op has not run", op)
 	}
-	gamma, err := floatDenseLike(op, in, 1, dt, tensor.Shape{c})
+	gamma, err := floatDenseLike(op, in, 1, dt, op.fwd.channels)
 	if err != nil {
 		return nil, err
 	}
@@ -596,7 +605,7 @@ func (op *bnInputGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 		if x, err = floatDenseLike(op, in, 2, dt, s); err != nil {
 			return nil, err
 		}
-		if pg, err = floatDenseLike(op, in, 3, dt, tensor.Shape{2, c}); err != nil {
+		if pg, err = floatDenseLike(op, in, 3, dt, op.fwd.pair); err != nil {
 			return nil, err
 		}
 		next = 4
