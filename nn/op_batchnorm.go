@@ -74,7 +74,7 @@ type batchNormOp struct {
 	// channels and pair are [C] and [2,C], kept so that running the op and
 	// its gradient ops allocates no shape.
 	channels, pair tensor.Shape
-	output      reusedOutput
+	output         reusedOutput
 	// Per channel, written by every run: the mean and σ⁻¹ the run
 	// normalised with, and the biased batch variance (train mode).
 	mean, invStd, variance []float64
