@@ -14,9 +14,11 @@
 // at most -steps, stopping early once -maxtime is spent) and prints the
 // median ms/step, heap allocations per step and the peak RSS.
 //
-//	go run ./bench/trainstep                      # pure-Go BLAS
+//	go run ./bench/trainstep                      # pure-Go BLAS, all four models
 //	go run -tags openblas ./bench/trainstep       # OpenBLAS
+//	go run ./bench/trainstep -models mlp,cnn-28   # some of them
 //	go run ./bench/trainstep -memsteps 1000       # RSS every 100 MLP steps
+//	go run ./bench/trainstep -memprofile m.out    # where the allocations come from
 //
 // Flags: see -help. -tsv prints machine-readable rows for trainstep.sh.
 package main
@@ -150,8 +152,7 @@ func run(args []string) error {
 func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("trainstep", flag.ContinueOnError)
 	var o options
-	names := fs.String("models", "mlp,cnn-28,cnn-32", "comma-separated models: "+modelNames())
-	resnet := fs.Bool("resnet", false, "also time preact-resnet18 on 3x32x32 (slow, and GBs of RSS even at -batch 8: try that first)")
+	names := fs.String("models", modelNames(), "comma-separated models")
 	fs.IntVar(&o.batch, "batch", 128, "batch size")
 	fs.IntVar(&o.workers, "workers", runtime.NumCPU(), "worker goroutines (replicas and attack chunks)")
 	fs.IntVar(&o.warmup, "warmup", 2, "untimed steps per model (graph compilation happens in the first)")
@@ -184,9 +185,6 @@ func parseFlags(args []string) (options, error) {
 			return o, fmt.Errorf("-models: unknown model %q, want some of %s", name, modelNames())
 		}
 		o.models = append(o.models, models[i])
-	}
-	if *resnet && !slices.ContainsFunc(o.models, func(m benchModel) bool { return m.arch.Kind == nn.KindPreActResNet18 }) {
-		o.models = append(o.models, models[len(models)-1])
 	}
 	return o, nil
 }
@@ -380,5 +378,5 @@ func modelNames() string {
 	for i, m := range models {
 		names[i] = m.name
 	}
-	return strings.Join(names, ", ")
+	return strings.Join(names, ",")
 }
