@@ -487,7 +487,9 @@ func (op *reshapeCopyOp) Hashcode() uint32 { return opHash(op) }
 func (op *reshapeCopyOp) String() string { return fmt.Sprintf("ReshapeCopy%v→%v", op.from, op.to) }
 
 // maxPool2Kernel pools planes maps of h×w values of x into y (h/2×w/2 each)
-// and records each window's argmax (−1 when relu zeroes the output).
+// and records each window's argmax (−1 when relu zeroes the output). The
+// maximum is taken first and its position found by comparison, which
+// branches less than a running argmax.
 func maxPool2Kernel[E float32 | float64](y []E, argmax []int32, x []E, planes, h, w int, relu bool) {
 	oh, ow := h/2, w/2
 	k := 0
@@ -497,24 +499,39 @@ func maxPool2Kernel[E float32 | float64](y []E, argmax []int32, x []E, planes, h
 			r0 := base + 2*i*w
 			r1 := r0 + w
 			row0, row1 := x[r0:r0+2*ow], x[r1:r1+2*ow]
-			for j := range ow {
+			ys, as := y[k:k+ow], argmax[k:k+ow]
+			for j := range ys {
 				c := 2 * j
-				m, at := row0[c], r0+c
-				if v := row0[c+1]; v > m || v != v {
-					m, at = v, r0+c+1
+				a, b, cc, d := row0[c], row0[c+1], row1[c], row1[c+1]
+				m := max(max(a, b), max(cc, d)) // NaN if any is NaN
+				at := int32(r1 + c + 1)
+				if cc == m {
+					at = int32(r1 + c)
 				}
-				if v := row1[c]; v > m || v != v {
-					m, at = v, r1+c
+				if b == m {
+					at = int32(r0 + c + 1)
 				}
-				if v := row1[c+1]; v > m || v != v {
-					m, at = v, r1+c+1
+				if a == m {
+					at = int32(r0 + c)
 				}
-				if relu && !(m > 0) && m == m {
+				if m != m { // the first NaN of the window
+					at = int32(r1 + c + 1)
+					if cc != cc {
+						at = int32(r1 + c)
+					}
+					if b != b {
+						at = int32(r0 + c + 1)
+					}
+					if a != a {
+						at = int32(r0 + c)
+					}
+				}
+				if relu && m <= 0 {
 					m, at = 0, -1
 				}
-				y[k], argmax[k] = m, int32(at)
-				k++
+				ys[j], as[j] = m, at
 			}
+			k += ow
 		}
 	}
 }
