@@ -12,7 +12,9 @@
 //
 // For each model it runs -warmup steps, then timed steps (at least -minsteps,
 // at most -steps, stopping early once -maxtime is spent) and prints the
-// median ms/step, heap allocations per step and the peak RSS.
+// median ms/step, the process CPU time per step (both cores' worth: steadier
+// than the wall time on a shared machine), heap allocations per step and
+// the peak RSS.
 //
 //	go run ./bench/trainstep                      # pure-Go BLAS, all four models
 //	go run -tags openblas ./bench/trainstep       # OpenBLAS
@@ -35,6 +37,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sglr-pipe/sglr-pipe/nn"
@@ -94,6 +97,7 @@ type result struct {
 	model       string
 	steps       int
 	medianMS    float64
+	cpuMS       float64 // process CPU time (user+sys, all threads) per timed step
 	allocs      float64
 	peakRSSMB   float64
 	peakIsModel bool // false when VmHWM could not be reset: the peak is the process's so far
@@ -129,7 +133,7 @@ func run(args []string) error {
 		return memoryRun(opts)
 	}
 	if !opts.tsv {
-		fmt.Printf("%-16s %6s %10s %12s %10s\n", "model", "steps", "ms/step", "allocs/step", "peak RSS")
+		fmt.Printf("%-16s %6s %10s %12s %12s %10s\n", "model", "steps", "ms/step", "CPU ms/step", "allocs/step", "peak RSS")
 	}
 	for _, m := range opts.models {
 		r, err := timeModel(m, opts)
@@ -141,9 +145,9 @@ func run(args []string) error {
 			rss += "*"
 		}
 		if opts.tsv {
-			fmt.Printf("%s\t%.1f\t%.0f\t%s\t%d\n", r.model, r.medianMS, r.allocs, rss, r.steps)
+			fmt.Printf("%s\t%.1f\t%.0f\t%s\t%d\t%.1f\n", r.model, r.medianMS, r.allocs, rss, r.steps, r.cpuMS)
 		} else {
-			fmt.Printf("%-16s %6d %10.1f %12.0f %10s\n", r.model, r.steps, r.medianMS, r.allocs, rss)
+			fmt.Printf("%-16s %6d %10.1f %12.1f %12.0f %10s\n", r.model, r.steps, r.medianMS, r.cpuMS, r.allocs, rss)
 		}
 	}
 	return nil
@@ -160,7 +164,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.minSteps, "minsteps", 3, "timed steps per model, at least, even past -maxtime")
 	fs.DurationVar(&o.maxTime, "maxtime", 30*time.Second, "stop timing a model after this long (once -minsteps are done)")
 	fs.IntVar(&o.memSteps, "memsteps", 0, "instead of timing, run this many MLP steps and print the RSS every 100")
-	fs.BoolVar(&o.tsv, "tsv", false, "print tab-separated rows (model, ms/step, allocs/step, peak RSS, steps) for trainstep.sh")
+	fs.BoolVar(&o.tsv, "tsv", false, "print tab-separated rows (model, ms/step, allocs/step, peak RSS, steps, CPU ms/step) for trainstep.sh")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile (every allocation sampled) of the whole run to this file")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the weights, data and attack starts")
@@ -206,6 +210,10 @@ func timeModel(m benchModel, opts options) (result, error) {
 	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
+	cpuBefore, err := processCPU()
+	if err != nil {
+		return r, err
+	}
 	times := make([]float64, 0, opts.steps)
 	start := time.Now()
 	for len(times) < opts.steps && (len(times) < opts.minSteps || time.Since(start) < opts.maxTime) {
@@ -216,7 +224,12 @@ func timeModel(m benchModel, opts options) (result, error) {
 		times = append(times, float64(time.Since(t0).Microseconds())/1000)
 	}
 	runtime.ReadMemStats(&after)
+	cpuAfter, err := processCPU()
+	if err != nil {
+		return r, err
+	}
 	r.steps = len(times)
+	r.cpuMS = float64((cpuAfter - cpuBefore).Microseconds()) / 1000 / float64(len(times))
 	r.medianMS = median(times)
 	r.allocs = float64(after.Mallocs-before.Mallocs) / float64(len(times))
 	hwm, err := procStatusKB("VmHWM")
@@ -336,6 +349,17 @@ func writeMemProfile(path string) {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "trainstep: memory profile %s: %v\n", path, err)
 	}
+}
+
+// processCPU is the CPU time (user and system, every thread) this process
+// has used. Unlike the wall time it hardly depends on other jobs sharing the
+// machine, which makes it the steadier figure for before/after comparisons.
+func processCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("read CPU time: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
 // resetPeakRSS resets the kernel's VmHWM of this process (Linux 4.0+), so
