@@ -147,7 +147,7 @@ func (op *batchNormOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 			return nil, err
 		}
 	}
-	y, err := outputDense(op, prealloc, dt, op.shape...)
+	y, err := writableOutput(op, prealloc, dt, op.shape...)
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +306,7 @@ func (op *bnStatOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, err
 	if len(op.fwd.mean) != c {
 		return nil, fmt.Errorf("%v: the forward op has not run", op)
 	}
-	out, err := outputDense(op, prealloc, y.Dtype(), op.fwd.channels...)
+	out, err := writableOutput(op, prealloc, y.Dtype(), op.fwd.channels...)
 	if err != nil {
 		return nil, err
 	}
@@ -407,7 +407,7 @@ func (op *bnParamGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	}
 	g, x, y := ts[0], ts[1], ts[2]
 	s := op.fwd.shape
-	out, err := outputDense(op, prealloc, g.Dtype(), op.fwd.pair...)
+	out, err := writableOutput(op, prealloc, g.Dtype(), op.fwd.pair...)
 	if err != nil {
 		return nil, err
 	}
@@ -483,7 +483,7 @@ func (op *bnPickOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, err
 	if err != nil {
 		return nil, err
 	}
-	out, err := outputDense(op, prealloc, pg.Dtype(), op.fwd.channels...)
+	out, err := writableOutput(op, prealloc, pg.Dtype(), op.fwd.channels...)
 	if err != nil {
 		return nil, err
 	}
@@ -615,7 +615,7 @@ func (op *bnInputGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 			return nil, err
 		}
 	}
-	dx, err := outputDense(op, prealloc, dt, s...)
+	dx, err := writableOutput(op, prealloc, dt, s...)
 	if err != nil {
 		return nil, err
 	}

@@ -109,7 +109,7 @@ func (op *maxPoolOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 	if !x.Shape().Eq(op.in) {
 		return nil, fmt.Errorf("%v: input %v, built for %v", op, x.Shape(), op.in)
 	}
-	y, err := outputDense(op, prealloc, x.Dtype(), op.out...)
+	y, err := writableOutput(op, prealloc, x.Dtype(), op.out...)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +208,7 @@ func (op *maxPoolGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	if !g.Shape().Eq(op.fwd.out) || len(op.fwd.argmax) != op.fwd.out.TotalSize() {
 		return nil, fmt.Errorf("%v: gradient %v for an output %v, or the forward op has not run", op, g.Shape(), op.fwd.out)
 	}
-	dx, err := outputDense(op, prealloc, g.Dtype(), op.fwd.in...)
+	dx, err := writableOutput(op, prealloc, g.Dtype(), op.fwd.in...)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +281,7 @@ func (op *avgPool4Op) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, e
 	if err != nil {
 		return nil, err
 	}
-	y, err := outputDense(op, prealloc, x.Dtype(), op.in[:2]...)
+	y, err := writableOutput(op, prealloc, x.Dtype(), op.in[:2]...)
 	if err != nil {
 		return nil, err
 	}
@@ -367,7 +367,7 @@ func (op *avgPool4GradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Valu
 	if err != nil {
 		return nil, err
 	}
-	dx, err := outputDense(op, prealloc, g.Dtype(), op.in...)
+	dx, err := writableOutput(op, prealloc, g.Dtype(), op.in...)
 	if err != nil {
 		return nil, err
 	}
@@ -441,7 +441,7 @@ func (op *reshapeCopyOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	if err != nil {
 		return nil, err
 	}
-	y, err := outputDense(op, prealloc, x.Dtype(), op.to...)
+	y, err := writableOutput(op, prealloc, x.Dtype(), op.to...)
 	if err != nil {
 		return nil, err
 	}

@@ -67,7 +67,7 @@ func (op *reluOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error
 	if err != nil {
 		return nil, err
 	}
-	y, err := outputDense(op, prealloc, x.Dtype(), x.Shape()...)
+	y, err := writableOutput(op, prealloc, x.Dtype(), x.Shape()...)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func (op *reluGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, e
 	if err != nil {
 		return nil, err
 	}
-	dx, err := outputDense(op, prealloc, y.Dtype(), y.Shape()...)
+	dx, err := writableOutput(op, prealloc, y.Dtype(), y.Shape()...)
 	if err != nil {
 		return nil, err
 	}
@@ -210,6 +210,20 @@ func checkArity(op G.Op, in []G.Value, want int) error {
 		return fmt.Errorf("%v: want %d inputs, got %d", op, want, len(in))
 	}
 	return nil
+}
+
+// writableOutput is outputDense (op_linear.go) for the ops of this file and
+// op_batchnorm.go, op_pool.go, op_softmax_loss.go, which also refuse a
+// view: they write the backing slice from its start.
+func writableOutput(op G.Op, prealloc G.Value, dt tensor.Dtype, shape ...int) (*tensor.Dense, error) {
+	d, err := outputDense(op, prealloc, dt, shape...)
+	if err != nil {
+		return nil, err
+	}
+	if d.IsView() {
+		return nil, fmt.Errorf("%v: preallocated output %v is a view", op, d.Shape())
+	}
+	return d, nil
 }
 
 // floatDense returns input i of an op as a dense float32 or float64 tensor,

@@ -345,3 +345,45 @@ func scalarDense(dt tensor.Dtype, v float64) *tensor.Dense {
 	copyIntoDense(t, []float64{v})
 	return t
 }
+
+// TestOpsRejectWrongValues checks that the ops report, rather than panic
+// on, inputs and preallocated outputs that do not fit them: gorgonia falls
+// back from a refused preallocated output to Do.
+func TestOpsRejectWrongValues(t *testing.T) {
+	f64 := func(shape ...int) *tensor.Dense { return tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float64)) }
+	f32 := func(shape ...int) *tensor.Dense { return tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32)) }
+	ints := tensor.New(tensor.WithShape(2, 3), tensor.Of(tensor.Int))
+	view, err := f64(4, 6).Slice(nil, tensor.S(0, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := &maxPoolOp{in: tensor.Shape{1, 2, 4, 4}, out: tensor.Shape{1, 2, 2, 2}}
+	bn := newBatchNormOp(true, false, tensor.Shape{2, 3, 2, 2})
+	cases := []struct {
+		name     string
+		op       G.UsePreallocDoer
+		prealloc G.Value
+		in       []G.Value
+	}{
+		{name: "relu of ints", op: &reluOp{}, prealloc: f64(2, 3), in: []G.Value{ints}},
+		{name: "relu into a wrong shape", op: &reluOp{}, prealloc: f64(3, 2), in: []G.Value{f64(2, 3)}},
+		{name: "relu into a wrong dtype", op: &reluOp{}, prealloc: f32(2, 3), in: []G.Value{f64(2, 3)}},
+		{name: "relu into a view", op: &reluOp{}, prealloc: view, in: []G.Value{f64(4, 3)}},
+		{name: "relu of two inputs", op: &reluOp{}, prealloc: f64(2, 3), in: []G.Value{f64(2, 3), f64(2, 3)}},
+		{name: "relu grad of mixed dtypes", op: &reluGradOp{}, prealloc: f64(2, 3), in: []G.Value{f64(2, 3), f32(2, 3)}},
+		{name: "relu grad of mixed shapes", op: &reluGradOp{}, prealloc: f64(2, 3), in: []G.Value{f64(2, 3), f64(3, 2)}},
+		{name: "max pool of another shape", op: pool, prealloc: f64(1, 2, 2, 2), in: []G.Value{f64(1, 2, 4, 6)}},
+		{name: "max pool grad before the forward op ran", op: &maxPoolGradOp{fwd: pool}, prealloc: f64(1, 2, 4, 4), in: []G.Value{f64(1, 2, 2, 2)}},
+		{name: "batch norm with a short γ", op: bn, prealloc: f64(2, 3, 2, 2), in: []G.Value{f64(2, 3, 2, 2), f64(2), f64(3)}},
+		{name: "batch norm grad before the forward op ran", op: &bnInputGradOp{fwd: bn}, prealloc: f64(2, 3, 2, 2),
+			in: []G.Value{f64(2, 3, 2, 2), f64(3), f64(2, 3, 2, 2), f64(2, 3)}},
+		{name: "softmax loss grad of a vector gradient", op: &softmaxLossGradOp{}, prealloc: f64(2, 3), in: []G.Value{f64(2, 3), f64(2, 3), f64(3)}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := tc.op.UsePreallocDo(tc.prealloc, tc.in...); err == nil {
+				t.Fatalf("%v accepted inputs %v into %v", tc.op, tc.in, tc.prealloc.Shape())
+			}
+		})
+	}
+}

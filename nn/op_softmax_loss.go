@@ -232,7 +232,7 @@ func (op *softmaxLossGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.V
 	if err != nil {
 		return nil, fmt.Errorf("%v: upstream gradient: %w", op, err)
 	}
-	d, err := outputDense(op, prealloc, a.Dtype(), a.Shape()...)
+	d, err := writableOutput(op, prealloc, a.Dtype(), a.Shape()...)
 	if err != nil {
 		return nil, err
 	}
