@@ -350,8 +350,12 @@ func scalarDense(dt tensor.Dtype, v float64) *tensor.Dense {
 // on, inputs and preallocated outputs that do not fit them: gorgonia falls
 // back from a refused preallocated output to Do.
 func TestOpsRejectWrongValues(t *testing.T) {
-	f64 := func(shape ...int) *tensor.Dense { return tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float64)) }
-	f32 := func(shape ...int) *tensor.Dense { return tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32)) }
+	f64 := func(shape ...int) *tensor.Dense {
+		return tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float64))
+	}
+	f32 := func(shape ...int) *tensor.Dense {
+		return tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
+	}
 	ints := tensor.New(tensor.WithShape(2, 3), tensor.Of(tensor.Int))
 	view, err := f64(4, 6).Slice(nil, tensor.S(0, 3))
 	if err != nil {
