@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -84,7 +85,7 @@ func TestPoolingOpsRejectUnfitInputs(t *testing.T) {
 // propagates, and the fused ReLU passes no gradient to a window whose
 // maximum is not positive.
 func TestMaxPoolOpTiesAndNaN(t *testing.T) {
-	nan := func() float64 { var z float64; return z / z }()
+	nan := math.NaN()
 	cases := []struct {
 		name       string
 		relu       bool
