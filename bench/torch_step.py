@@ -1,7 +1,7 @@
 """Times one PGD-10 adversarial training step in PyTorch, the same step that
 bench/trainstep (Go, package nn) times, for bench/trainstep.sh's comparison.
 
-    /usr/bin/python3 bench/torch_step.py [--models mlp,cnn-28,cnn-32] [--resnet]
+    /usr/bin/python3 bench/torch_step.py [--models mlp,cnn-28,cnn-32,preact-resnet18]
         [--batch 128] [--threads 2] [--warmup 2] [--steps 20] [--minsteps 3]
         [--maxtime 30] [--tsv]
 
@@ -15,12 +15,16 @@ Models (same names and architectures as the Go program, built by
 torch_models.build):
     mlp              784-256-256-10 on 1x28x28
     cnn-28, cnn-32   conv channels [32, 64], hidden [128], on 1x28x28 / 3x32x32
-    preact-resnet18  width 64 on 3x32x32 (only with --resnet: slow)
+    preact-resnet18  width 64 on 3x32x32
 For each model: warm-up steps, then timed steps (at least --minsteps, at most
---steps, stopping once --maxtime seconds are spent); prints the median ms/step.
+--steps, stopping once --maxtime seconds are spent); prints the median ms/step
+and the peak resident set of the model's run (VmHWM, reset before each model
+through /proc/self/clear_refs; marked * when the reset is not allowed and the
+peak is the process's so far).
 """
 
 import argparse
+import gc
 import os
 import re
 import statistics
@@ -68,6 +72,29 @@ def train_step(model, opt, x, y):
     opt.step()
 
 
+def reset_peak_rss():
+    """Resets the kernel's VmHWM of this process (Linux 4.0+); False when
+    that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb():
+    """VmHWM of this process in MB, None when /proc is not there."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def time_model(name, args):
     """Median ms/step and the number of timed steps for one model."""
     arch = MODELS[name]
@@ -106,8 +133,8 @@ def blas_info():
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="mlp,cnn-28,cnn-32", help="comma-separated: " + ", ".join(MODELS))
-    p.add_argument("--resnet", action="store_true", help="also time preact-resnet18 (slow)")
+    p.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
+    p.add_argument("--resnet", action="store_true", help="also time preact-resnet18 when --models leaves it out")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--warmup", type=int, default=2)
@@ -115,7 +142,7 @@ def main():
     p.add_argument("--minsteps", type=int, default=3, help="timed steps per model, at least")
     p.add_argument("--maxtime", type=float, default=30, help="seconds of timing per model (after --minsteps)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--tsv", action="store_true", help="tab-separated rows: model, ms/step, steps")
+    p.add_argument("--tsv", action="store_true", help="tab-separated rows: model, ms/step, steps, peak RSS")
     args = p.parse_args()
     names = [n.strip() for n in args.models.split(",")]
     for n in names:
@@ -132,13 +159,17 @@ def main():
         print(f"#blas\t{header}")
     else:
         print(header)
-        print(f"{'model':16s} {'steps':>6s} {'ms/step':>10s}")
+        print(f"{'model':16s} {'steps':>6s} {'ms/step':>10s} {'peak RSS':>10s}")
     for name in names:
+        gc.collect()
+        own_peak = reset_peak_rss()
         ms, steps = time_model(name, args)
+        peak = peak_rss_mb()
+        rss = "?" if peak is None else f"{peak:.0f} MB" + ("" if own_peak else "*")
         if args.tsv:
-            print(f"{name}\t{ms:.1f}\t{steps}", flush=True)
+            print(f"{name}\t{ms:.1f}\t{steps}\t{rss}", flush=True)
         else:
-            print(f"{name:16s} {steps:6d} {ms:10.1f}", flush=True)
+            print(f"{name:16s} {steps:6d} {ms:10.1f} {rss:>10s}", flush=True)
 
 
 if __name__ == "__main__":

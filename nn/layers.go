@@ -8,10 +8,12 @@ import (
 )
 
 // This file builds the forward pass of each architecture as a gorgonia
-// expression graph from primitive, differentiable ops. BatchNorm is composed
-// from Sum/Square/Sqrt and broadcast ops rather than gorgonia's own
-// BatchNorm op, so that autodiff sees exactly PyTorch's formula (biased batch
-// variance in the normalisation, gradient through the batch statistics).
+// expression graph. Linear layers, BatchNorm (fused with the ReLU that
+// follows it), max-pooling (fused with the ReLU before it), the average
+// pooling, ReLU and flatten are our own ops (op_*.go), each with its
+// gradient ops and buffers reused from pass to pass. BatchNorm follows
+// PyTorch's formula exactly (biased batch variance in the normalisation,
+// gradient through the batch statistics), not gorgonia's BatchNorm op.
 
 // nchwChannelAxes are the axes a per-channel vector [C] is broadcast along to
 // meet an NCHW tensor.
@@ -77,7 +79,7 @@ func (fb *forwardBuilder) mlp(x *G.Node) (*G.Node, error) {
 		if out, err = fb.linear(out, fmt.Sprintf("layers.%d", i)); err != nil {
 			return nil, err
 		}
-		if out, err = G.Rectify(out); err != nil {
+		if out, err = reluForward(out); err != nil {
 			return nil, err
 		}
 	}
@@ -95,10 +97,7 @@ func (fb *forwardBuilder) cnn(x *G.Node) (*G.Node, error) {
 		if out, err = fb.addChannelBias(out, name+".bias"); err != nil {
 			return nil, err
 		}
-		if out, err = G.Rectify(out); err != nil {
-			return nil, err
-		}
-		if out, err = maxPool2(out); err != nil {
+		if out, err = reluMaxPool2(out); err != nil {
 			return nil, err
 		}
 	}
@@ -109,7 +108,7 @@ func (fb *forwardBuilder) cnn(x *G.Node) (*G.Node, error) {
 		if out, err = fb.linear(out, fmt.Sprintf("fcs.%d", j)); err != nil {
 			return nil, err
 		}
-		if out, err = G.Rectify(out); err != nil {
+		if out, err = reluForward(out); err != nil {
 			return nil, err
 		}
 	}
@@ -137,10 +136,7 @@ func (fb *forwardBuilder) preActResNet18(x *G.Node, pass *forwardPass) (*G.Node,
 			in = st.planes
 		}
 	}
-	if out, err = fb.batchNorm(out, "bn", pass); err != nil {
-		return nil, err
-	}
-	if out, err = G.Rectify(out); err != nil {
+	if out, err = fb.batchNormReLU(out, "bn", pass); err != nil {
 		return nil, err
 	}
 	if out, err = avgPool4(out); err != nil {
@@ -153,11 +149,8 @@ func (fb *forwardBuilder) preActResNet18(x *G.Node, pass *forwardPass) (*G.Node,
 // out = relu(bn1(x)); sc = shortcut(out) or x; out = conv1(out);
 // out = conv2(relu(bn2(out))); return out + sc.
 func (fb *forwardBuilder) preActBlock(x *G.Node, name string, stride int, hasShortcut bool, pass *forwardPass) (*G.Node, error) {
-	out, err := fb.batchNorm(x, name+".bn1", pass)
+	out, err := fb.batchNormReLU(x, name+".bn1", pass)
 	if err != nil {
-		return nil, err
-	}
-	if out, err = G.Rectify(out); err != nil {
 		return nil, err
 	}
 	shortcut := x
@@ -169,10 +162,7 @@ func (fb *forwardBuilder) preActBlock(x *G.Node, name string, stride int, hasSho
 	if out, err = fb.conv(out, name+".conv1.weight", stride, 1); err != nil {
 		return nil, err
 	}
-	if out, err = fb.batchNorm(out, name+".bn2", pass); err != nil {
-		return nil, err
-	}
-	if out, err = G.Rectify(out); err != nil {
+	if out, err = fb.batchNormReLU(out, name+".bn2", pass); err != nil {
 		return nil, err
 	}
 	if out, err = fb.conv(out, name+".conv2.weight", 1, 1); err != nil {
@@ -241,6 +231,17 @@ func (fb *forwardBuilder) addChannelBias(x *G.Node, name string) (*G.Node, error
 // them in pass for the running-statistics update; in Eval mode it uses the
 // running statistics, which are constants of the graph.
 func (fb *forwardBuilder) batchNorm(x *G.Node, name string, pass *forwardPass) (*G.Node, error) {
+	return fb.batchNormLayer(x, name, pass, false)
+}
+
+// batchNormReLU is relu(batchNorm(x)) as one op (op_batchnorm.go).
+func (fb *forwardBuilder) batchNormReLU(x *G.Node, name string, pass *forwardPass) (*G.Node, error) {
+	return fb.batchNormLayer(x, name, pass, true)
+}
+
+// batchNormLayer adds the BatchNorm layer called name, followed by a ReLU
+// when relu is set.
+func (fb *forwardBuilder) batchNormLayer(x *G.Node, name string, pass *forwardPass, relu bool) (*G.Node, error) {
 	gamma, err := fb.node(name + ".weight")
 	if err != nil {
 		return nil, err
@@ -249,103 +250,48 @@ func (fb *forwardBuilder) batchNorm(x *G.Node, name string, pass *forwardPass) (
 	if err != nil {
 		return nil, err
 	}
-	eps := scalarConst(fb.dtype, batchNormEps)
-	var centred, variance *G.Node
-	if fb.mode == Train {
-		mean, err := meanOverAxes(x, fb.dtype, 0, 2, 3)
-		if err != nil {
-			return nil, fmt.Errorf("%s: batch mean: %w", name, err)
-		}
-		if centred, err = G.BroadcastSub(x, mean, nil, nchwChannelAxes); err != nil {
-			return nil, fmt.Errorf("%s: centre: %w", name, err)
-		}
-		sq, err := G.Square(centred)
-		if err != nil {
+	var runMean, runVar *G.Node
+	train := fb.mode == Train
+	if !train {
+		if runMean, err = fb.node(name + ".running_mean"); err != nil {
 			return nil, err
 		}
-		if variance, err = meanOverAxes(sq, fb.dtype, 0, 2, 3); err != nil {
-			return nil, fmt.Errorf("%s: batch variance: %w", name, err)
+		if runVar, err = fb.node(name + ".running_var"); err != nil {
+			return nil, err
 		}
+	}
+	out, mean, variance, err := batchNormForward(x, gamma, beta, runMean, runVar, train, relu)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if train {
 		s := x.Shape()
 		pass.stats = append(pass.stats, batchStats{layer: name, mean: mean, variance: variance, count: s[0] * s[2] * s[3]})
-	} else {
-		mean, err := fb.node(name + ".running_mean")
-		if err != nil {
-			return nil, err
-		}
-		if variance, err = fb.node(name + ".running_var"); err != nil {
-			return nil, err
-		}
-		if centred, err = G.BroadcastSub(x, mean, nil, nchwChannelAxes); err != nil {
-			return nil, fmt.Errorf("%s: centre: %w", name, err)
-		}
-	}
-	ve, err := G.Add(variance, eps)
-	if err != nil {
-		return nil, err
-	}
-	// gamma / sqrt(var+eps): gorgonia v0.9.18's InverseSqrt has a wrong
-	// derivative, Sqrt and HadamardDiv are right.
-	std, err := G.Sqrt(ve)
-	if err != nil {
-		return nil, err
-	}
-	scale, err := G.HadamardDiv(gamma, std)
-	if err != nil {
-		return nil, err
-	}
-	out, err := G.BroadcastHadamardProd(centred, scale, nil, nchwChannelAxes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: scale: %w", name, err)
-	}
-	if out, err = G.BroadcastAdd(out, beta, nil, nchwChannelAxes); err != nil {
-		return nil, fmt.Errorf("%s: shift: %w", name, err)
 	}
 	return out, nil
 }
 
 // flatten is x.flatten(1): [B, ...] -> [B, prod(...)] in row-major order.
 func flatten(x *G.Node) (*G.Node, error) {
-	s := x.Shape()
-	if s.Dims() == 2 {
-		return x, nil
-	}
-	return G.Reshape(x, tensor.Shape{s[0], s.TotalSize() / s[0]})
+	return flattenForward(x)
 }
 
 // maxPool2 is nn.MaxPool2d(2): 2x2 windows, stride 2, no padding, floor.
 func maxPool2(x *G.Node) (*G.Node, error) {
-	return G.MaxPool2D(x, tensor.Shape{2, 2}, []int{0, 0}, []int{2, 2})
+	return maxPool2Forward(x, false)
+}
+
+// reluMaxPool2 is maxPool2(relu(x)), computed as relu(maxPool2(x)) by one
+// op: the two commute.
+func reluMaxPool2(x *G.Node) (*G.Node, error) {
+	return maxPool2Forward(x, true)
 }
 
 // avgPool4 is F.avg_pool2d(x, 4) followed by flatten, for maps of side 4 to
 // 7 (checked by the architecture validation), where the pooling reads only
 // the top-left 4x4 window: the output is [B,C].
 func avgPool4(x *G.Node) (*G.Node, error) {
-	s := x.Shape()
-	var err error
-	if s[2] != resNetPoolWindow || s[3] != resNetPoolWindow {
-		if x, err = G.Slice(x, nil, nil, G.S(0, resNetPoolWindow), G.S(0, resNetPoolWindow)); err != nil {
-			return nil, fmt.Errorf("avg_pool2d window of %v: %w", s, err)
-		}
-	}
-	return meanOverAxes(x, x.Dtype(), 2, 3)
-}
-
-// meanOverAxes averages x over the given axes (ascending). gorgonia v0.9.18
-// differentiates a Sum over several axes at once wrongly, so the axes are
-// summed one at a time, from the last, and divided by a constant count.
-func meanOverAxes(x *G.Node, dt tensor.Dtype, axes ...int) (*G.Node, error) {
-	count := 1
-	out := x
-	var err error
-	for i := len(axes) - 1; i >= 0; i-- {
-		count *= x.Shape()[axes[i]]
-		if out, err = G.Sum(out, axes[i]); err != nil {
-			return nil, fmt.Errorf("sum over axis %d of %v: %w", axes[i], x.Shape(), err)
-		}
-	}
-	return G.HadamardDiv(out, scalarConst(dt, float64(count)))
+	return avgPool4Forward(x)
 }
 
 // scalarConst is a constant scalar node of the given dtype.

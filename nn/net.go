@@ -517,45 +517,22 @@ func (n *Net) updateRunningStats() {
 	}
 }
 
-// softCrossEntropySum is sum_i sum_k −T[i,k]·log softmax(logits_i)_k.
+// softCrossEntropySum is sum_i sum_k −T[i,k]·log softmax(logits_i)_k, one
+// fused op (op_softmax_loss.go).
 func softCrossEntropySum(logits, target *G.Node) (*G.Node, error) {
-	logp, err := G.LogSoftMax(logits, 1)
+	loss, err := G.ApplyOp(&softCrossEntropySumOp{}, logits, target)
 	if err != nil {
-		return nil, fmt.Errorf("log-softmax: %w", err)
+		return nil, fmt.Errorf("soft cross-entropy: %w", err)
 	}
-	prod, err := G.HadamardProd(target, logp)
-	if err != nil {
-		return nil, fmt.Errorf("target · log-softmax: %w", err)
-	}
-	sum, err := G.Sum(prod)
-	if err != nil {
-		return nil, err
-	}
-	return G.Neg(sum)
+	return loss, nil
 }
 
 // klDivergenceSum is sum_i KL(softmax(p_i) ‖ softmax(q_i)) for logits p and
-// q, differentiable in both.
+// q, differentiable in both, one fused op (op_softmax_loss.go).
 func klDivergenceSum(p, q *G.Node) (*G.Node, error) {
-	logP, err := G.LogSoftMax(p, 1)
+	kl, err := G.ApplyOp(&klDivergenceSumOp{}, p, q)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("KL divergence: %w", err)
 	}
-	logQ, err := G.LogSoftMax(q, 1)
-	if err != nil {
-		return nil, err
-	}
-	probP, err := G.Exp(logP)
-	if err != nil {
-		return nil, err
-	}
-	diff, err := G.Sub(logP, logQ)
-	if err != nil {
-		return nil, err
-	}
-	prod, err := G.HadamardProd(probP, diff)
-	if err != nil {
-		return nil, err
-	}
-	return G.Sum(prod)
+	return kl, nil
 }

@@ -134,14 +134,20 @@ func (n *Net) checkLen(what string, got, want int) error {
 	return nil
 }
 
+// The helpers below read and write tensors through Float32s/Float64s, which
+// allocate nothing, unlike Dense.Data (which boxes a fresh slice header on
+// every call): they run several times per pass.
+
 // copyIntoDense converts src into the backing slice of dst (same length).
 func copyIntoDense[T float](dst *tensor.Dense, src []T) {
-	switch d := dst.Data().(type) {
-	case []float32:
+	switch dst.Dtype() {
+	case tensor.Float32:
+		d := dst.Float32s()[:len(src)]
 		for i, v := range src {
 			d[i] = float32(v)
 		}
-	case []float64:
+	case tensor.Float64:
+		d := dst.Float64s()[:len(src)]
 		for i, v := range src {
 			d[i] = float64(v)
 		}
@@ -150,12 +156,31 @@ func copyIntoDense[T float](dst *tensor.Dense, src []T) {
 
 // copyFromDense converts the backing slice of src into dst (same length).
 func copyFromDense[T float](dst []T, src *tensor.Dense) {
-	copyFromData(dst, src.Data())
+	switch src.Dtype() {
+	case tensor.Float32:
+		for i, v := range src.Float32s()[:len(dst)] {
+			dst[i] = T(v)
+		}
+	case tensor.Float64:
+		for i, v := range src.Float64s()[:len(dst)] {
+			dst[i] = T(v)
+		}
+	}
 }
 
-// copyFromValue converts a graph value into dst (same length).
+// copyFromValue converts a graph value (a dense tensor or a scalar) into
+// dst (same length).
 func copyFromValue[T float](dst []T, v G.Value) {
-	copyFromData(dst, v.Data())
+	switch x := v.(type) {
+	case *tensor.Dense:
+		copyFromDense(dst, x)
+	case *G.F32:
+		dst[0] = T(*x)
+	case *G.F64:
+		dst[0] = T(*x)
+	default:
+		copyFromData(dst, v.Data())
+	}
 }
 
 func copyFromData[T float](dst []T, data any) {
@@ -177,11 +202,25 @@ func copyFromData[T float](dst []T, data any) {
 
 // valueData is the backing slice of a tensor value of element type T.
 func valueData[T float32 | float64](v G.Value) []T {
-	return v.Data().([]T)
+	d, ok := v.(*tensor.Dense)
+	if !ok {
+		return v.Data().([]T)
+	}
+	var out []T
+	switch p := any(&out).(type) {
+	case *[]float32:
+		*p = d.Float32s()
+	case *[]float64:
+		*p = d.Float64s()
+	}
+	return out
 }
 
 // scalarValue reads a scalar graph value as float64.
 func scalarValue(v G.Value) float64 {
+	if s, err := scalarOf(v); err == nil {
+		return s
+	}
 	switch s := v.Data().(type) {
 	case float32:
 		return float64(s)

@@ -26,6 +26,9 @@ type Trainer struct {
 	replicas []*trainReplica
 	grads    [][]float32
 	logits   []float32
+	// bufferAcc accumulates the replicas' running statistics in reduce, by
+	// position in Params; allocated on the first step with BatchNorm.
+	bufferAcc map[int][]float64
 }
 
 // trainReplica holds one worker's Nets, one per (purpose, sub-batch size),
@@ -178,7 +181,12 @@ func (t *Trainer) reduce(reps []*trainReplica, n int) float64 {
 	for _, g := range t.grads {
 		clear(g)
 	}
-	bufferAcc := make(map[int][]float64)
+	if t.bufferAcc == nil {
+		t.bufferAcc = map[int][]float64{}
+	}
+	for _, acc := range t.bufferAcc {
+		clear(acc)
+	}
 	for _, rep := range reps {
 		share := float64(rep.n) / float64(n)
 		loss += share * rep.loss
@@ -196,10 +204,10 @@ func (t *Trainer) reduce(reps []*trainReplica, n int) float64 {
 			if s.role != roleRunningMean && s.role != roleRunningVar {
 				continue
 			}
-			acc, ok := bufferAcc[i]
+			acc, ok := t.bufferAcc[i]
 			if !ok {
 				acc = make([]float64, s.numel())
-				bufferAcc[i] = acc
+				t.bufferAcc[i] = acc
 			}
 			data := rep.net.values[i].Data().([]float32)
 			for j, v := range data {
@@ -207,7 +215,7 @@ func (t *Trainer) reduce(reps []*trainReplica, n int) float64 {
 			}
 		}
 	}
-	for i, acc := range bufferAcc {
+	for i, acc := range t.bufferAcc {
 		dst := t.master.Params[i].Data
 		for j, v := range acc {
 			dst[j] = float32(v)

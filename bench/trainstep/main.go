@@ -12,11 +12,15 @@
 //
 // For each model it runs -warmup steps, then timed steps (at least -minsteps,
 // at most -steps, stopping early once -maxtime is spent) and prints the
-// median ms/step, heap allocations per step and the peak RSS.
+// median ms/step, the process CPU time per step (both cores' worth: steadier
+// than the wall time on a shared machine), heap allocations per step and
+// the peak RSS.
 //
-//	go run ./bench/trainstep                      # pure-Go BLAS
+//	go run ./bench/trainstep                      # pure-Go BLAS, all four models
 //	go run -tags openblas ./bench/trainstep       # OpenBLAS
+//	go run ./bench/trainstep -models mlp,cnn-28   # some of them
 //	go run ./bench/trainstep -memsteps 1000       # RSS every 100 MLP steps
+//	go run ./bench/trainstep -memprofile m.out    # where the allocations come from
 //
 // Flags: see -help. -tsv prints machine-readable rows for trainstep.sh.
 package main
@@ -33,6 +37,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sglr-pipe/sglr-pipe/nn"
@@ -83,6 +88,7 @@ type options struct {
 	memSteps   int
 	tsv        bool
 	cpuProfile string
+	memProfile string
 	seed       uint64
 }
 
@@ -91,6 +97,7 @@ type result struct {
 	model       string
 	steps       int
 	medianMS    float64
+	cpuMS       float64 // process CPU time (user+sys, all threads) per timed step
 	allocs      float64
 	peakRSSMB   float64
 	peakIsModel bool // false when VmHWM could not be reset: the peak is the process's so far
@@ -118,11 +125,15 @@ func run(args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if opts.memProfile != "" {
+		runtime.MemProfileRate = 1
+		defer writeMemProfile(opts.memProfile)
+	}
 	if opts.memSteps > 0 {
 		return memoryRun(opts)
 	}
 	if !opts.tsv {
-		fmt.Printf("%-16s %6s %10s %12s %10s\n", "model", "steps", "ms/step", "allocs/step", "peak RSS")
+		fmt.Printf("%-16s %6s %10s %12s %12s %10s\n", "model", "steps", "ms/step", "CPU ms/step", "allocs/step", "peak RSS")
 	}
 	for _, m := range opts.models {
 		r, err := timeModel(m, opts)
@@ -134,9 +145,9 @@ func run(args []string) error {
 			rss += "*"
 		}
 		if opts.tsv {
-			fmt.Printf("%s\t%.1f\t%.0f\t%s\t%d\n", r.model, r.medianMS, r.allocs, rss, r.steps)
+			fmt.Printf("%s\t%.1f\t%.0f\t%s\t%d\t%.1f\n", r.model, r.medianMS, r.allocs, rss, r.steps, r.cpuMS)
 		} else {
-			fmt.Printf("%-16s %6d %10.1f %12.0f %10s\n", r.model, r.steps, r.medianMS, r.allocs, rss)
+			fmt.Printf("%-16s %6d %10.1f %12.1f %12.0f %10s\n", r.model, r.steps, r.medianMS, r.cpuMS, r.allocs, rss)
 		}
 	}
 	return nil
@@ -145,8 +156,7 @@ func run(args []string) error {
 func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("trainstep", flag.ContinueOnError)
 	var o options
-	names := fs.String("models", "mlp,cnn-28,cnn-32", "comma-separated models: "+modelNames())
-	resnet := fs.Bool("resnet", false, "also time preact-resnet18 on 3x32x32 (slow, and GBs of RSS even at -batch 8: try that first)")
+	names := fs.String("models", modelNames(), "comma-separated models")
 	fs.IntVar(&o.batch, "batch", 128, "batch size")
 	fs.IntVar(&o.workers, "workers", runtime.NumCPU(), "worker goroutines (replicas and attack chunks)")
 	fs.IntVar(&o.warmup, "warmup", 2, "untimed steps per model (graph compilation happens in the first)")
@@ -154,8 +164,9 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.minSteps, "minsteps", 3, "timed steps per model, at least, even past -maxtime")
 	fs.DurationVar(&o.maxTime, "maxtime", 30*time.Second, "stop timing a model after this long (once -minsteps are done)")
 	fs.IntVar(&o.memSteps, "memsteps", 0, "instead of timing, run this many MLP steps and print the RSS every 100")
-	fs.BoolVar(&o.tsv, "tsv", false, "print tab-separated rows (model, ms/step, allocs/step, peak RSS, steps) for trainstep.sh")
+	fs.BoolVar(&o.tsv, "tsv", false, "print tab-separated rows (model, ms/step, allocs/step, peak RSS, steps, CPU ms/step) for trainstep.sh")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile (every allocation sampled) of the whole run to this file")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the weights, data and attack starts")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -179,9 +190,6 @@ func parseFlags(args []string) (options, error) {
 		}
 		o.models = append(o.models, models[i])
 	}
-	if *resnet && !slices.ContainsFunc(o.models, func(m benchModel) bool { return m.arch.Kind == nn.KindPreActResNet18 }) {
-		o.models = append(o.models, models[len(models)-1])
-	}
 	return o, nil
 }
 
@@ -202,6 +210,10 @@ func timeModel(m benchModel, opts options) (result, error) {
 	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
+	cpuBefore, err := processCPU()
+	if err != nil {
+		return r, err
+	}
 	times := make([]float64, 0, opts.steps)
 	start := time.Now()
 	for len(times) < opts.steps && (len(times) < opts.minSteps || time.Since(start) < opts.maxTime) {
@@ -212,7 +224,12 @@ func timeModel(m benchModel, opts options) (result, error) {
 		times = append(times, float64(time.Since(t0).Microseconds())/1000)
 	}
 	runtime.ReadMemStats(&after)
+	cpuAfter, err := processCPU()
+	if err != nil {
+		return r, err
+	}
 	r.steps = len(times)
+	r.cpuMS = float64((cpuAfter - cpuBefore).Microseconds()) / 1000 / float64(len(times))
 	r.medianMS = median(times)
 	r.allocs = float64(after.Mallocs-before.Mallocs) / float64(len(times))
 	hwm, err := procStatusKB("VmHWM")
@@ -318,6 +335,33 @@ func (s *stepper) step() error {
 	return nil
 }
 
+// writeMemProfile writes the allocation profile of the run so far to path,
+// reporting a failure on stderr (the timings are printed already).
+func writeMemProfile(path string) {
+	runtime.GC() // the profile is as of the last collection
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "trainstep: memory profile %s: %v\n", path, err)
+	}
+}
+
+// processCPU is the CPU time (user and system, every thread) this process
+// has used. Unlike the wall time it hardly depends on other jobs sharing the
+// machine, which makes it the steadier figure for before/after comparisons.
+func processCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("read CPU time: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
 // resetPeakRSS resets the kernel's VmHWM of this process (Linux 4.0+), so
 // that the next reading is the peak of one model only.
 func resetPeakRSS() error {
@@ -358,5 +402,5 @@ func modelNames() string {
 	for i, m := range models {
 		names[i] = m.name
 	}
-	return strings.Join(names, ", ")
+	return strings.Join(names, ",")
 }
