@@ -244,9 +244,9 @@ func TestTrainErrors(t *testing.T) {
 		values map[string]any
 		want   []string
 	}{
-		{"NaN loss", nil, map[string]any{"lr": 1e6, "momentum": 0.0}, []string{"epoch 1, batch", "lower lr (now 1e+06) or check the inputs"}},
-		{"NaN loss standard", nil, map[string]any{"lr": 1e6, "momentum": 0.0, "method": MethodStandard},
-			[]string{"at epoch 1, batch", "lower lr (now 1e+06) or check the inputs"}},
+		{"NaN loss", nil, map[string]any{"lr": 1e30, "momentum": 0.0}, []string{"epoch 1, batch", "lower lr (now 1e+30) or check the inputs"}},
+		{"NaN loss standard", nil, map[string]any{"lr": 1e30, "momentum": 0.0, "method": MethodStandard},
+			[]string{"at epoch 1, batch", "lower lr (now 1e+30) or check the inputs"}},
 		{"given ids missing", shifted, map[string]any{"labels": LabelsGiven}, []string{"no row for 5 of the 64 training samples", "ids 0, 1, 2, 3, 4)"}},
 		{"given without input", nil, map[string]any{"labels": LabelsGiven}, []string{"needs the labels input"}},
 		{"input unused", hardOnly, nil, []string{"has no effect with labels hard"}},
