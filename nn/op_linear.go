@@ -91,13 +91,15 @@ func (op *linearOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, err
 	if err != nil {
 		return nil, err
 	}
-	switch yd := y.Data().(type) {
-	case []float32:
-		fillRowsWith(yd, b.Data().([]float32))
-		G.WhichBLAS().Sgemm(blas.NoTrans, blas.Trans, bsz, nout, nin, 1, x.Data().([]float32), nin, w.Data().([]float32), nin, 1, yd, nout)
-	case []float64:
-		fillRowsWith(yd, b.Data().([]float64))
-		G.WhichBLAS().Dgemm(blas.NoTrans, blas.Trans, bsz, nout, nin, 1, x.Data().([]float64), nin, w.Data().([]float64), nin, 1, yd, nout)
+	switch y.Dtype() {
+	case tensor.Float32:
+		yd := y.Float32s()
+		fillRowsWith(yd, b.Float32s())
+		G.WhichBLAS().Sgemm(blas.NoTrans, blas.Trans, bsz, nout, nin, 1, x.Float32s(), nin, w.Float32s(), nin, 1, yd, nout)
+	case tensor.Float64:
+		yd := y.Float64s()
+		fillRowsWith(yd, b.Float64s())
+		G.WhichBLAS().Dgemm(blas.NoTrans, blas.Trans, bsz, nout, nin, 1, x.Float64s(), nin, w.Float64s(), nin, 1, yd, nout)
 	}
 	return y, nil
 }
@@ -190,11 +192,13 @@ func (op *linearInputGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.V
 	if err != nil {
 		return nil, err
 	}
-	switch d := dx.Data().(type) {
-	case []float32:
-		G.WhichBLAS().Sgemm(blas.NoTrans, blas.NoTrans, bsz, nin, nout, 1, g.Data().([]float32), nout, w.Data().([]float32), nin, 0, d, nin)
-	case []float64:
-		G.WhichBLAS().Dgemm(blas.NoTrans, blas.NoTrans, bsz, nin, nout, 1, g.Data().([]float64), nout, w.Data().([]float64), nin, 0, d, nin)
+	switch dx.Dtype() {
+	case tensor.Float32:
+		d := dx.Float32s()
+		G.WhichBLAS().Sgemm(blas.NoTrans, blas.NoTrans, bsz, nin, nout, 1, g.Float32s(), nout, w.Float32s(), nin, 0, d, nin)
+	case tensor.Float64:
+		d := dx.Float64s()
+		G.WhichBLAS().Dgemm(blas.NoTrans, blas.NoTrans, bsz, nin, nout, 1, g.Float64s(), nout, w.Float64s(), nin, 0, d, nin)
 	}
 	return dx, nil
 }
@@ -262,11 +266,13 @@ func (op *linearWeightGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.
 	if err != nil {
 		return nil, err
 	}
-	switch d := dw.Data().(type) {
-	case []float32:
-		G.WhichBLAS().Sgemm(blas.Trans, blas.NoTrans, nout, nin, bsz, 1, g.Data().([]float32), nout, x.Data().([]float32), nin, 0, d, nin)
-	case []float64:
-		G.WhichBLAS().Dgemm(blas.Trans, blas.NoTrans, nout, nin, bsz, 1, g.Data().([]float64), nout, x.Data().([]float64), nin, 0, d, nin)
+	switch dw.Dtype() {
+	case tensor.Float32:
+		d := dw.Float32s()
+		G.WhichBLAS().Sgemm(blas.Trans, blas.NoTrans, nout, nin, bsz, 1, g.Float32s(), nout, x.Float32s(), nin, 0, d, nin)
+	case tensor.Float64:
+		d := dw.Float64s()
+		G.WhichBLAS().Dgemm(blas.Trans, blas.NoTrans, nout, nin, bsz, 1, g.Float64s(), nout, x.Float64s(), nin, 0, d, nin)
 	}
 	return dw, nil
 }
@@ -339,11 +345,13 @@ func (op *biasGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, e
 	if err != nil {
 		return nil, err
 	}
-	switch d := db.Data().(type) {
-	case []float32:
-		columnSums(d, g.Data().([]float32))
-	case []float64:
-		columnSums(d, g.Data().([]float64))
+	switch db.Dtype() {
+	case tensor.Float32:
+		d := db.Float32s()
+		columnSums(d, g.Float32s())
+	case tensor.Float64:
+		d := db.Float64s()
+		columnSums(d, g.Float64s())
 	}
 	return db, nil
 }
@@ -421,18 +429,21 @@ func denseInputs3(op G.Op, in []G.Value) (x, w, b *tensor.Dense, err error) {
 }
 
 // denseFloats converts op inputs to dense tensors sharing one float dtype.
-func denseFloats(op G.Op, in []G.Value) ([]*tensor.Dense, error) {
-	out := make([]*tensor.Dense, len(in))
+// It returns a fixed-size array, not a slice, so that a call allocates nothing.
+func denseFloats(op G.Op, in []G.Value) (out [3]*tensor.Dense, err error) {
+	if len(in) > len(out) {
+		return out, fmt.Errorf("%v: %d inputs, at most %d supported", op, len(in), len(out))
+	}
 	for i, v := range in {
 		d, ok := v.(*tensor.Dense)
 		if !ok || !d.IsNativelyAccessible() {
-			return nil, fmt.Errorf("%v: input %d (%T) is not a dense tensor", op, i, v)
+			return out, fmt.Errorf("%v: input %d (%T) is not a dense tensor", op, i, v)
 		}
 		if d.Dtype() != tensor.Float32 && d.Dtype() != tensor.Float64 {
-			return nil, fmt.Errorf("%v: input %d has dtype %v, want float32 or float64", op, i, d.Dtype())
+			return out, fmt.Errorf("%v: input %d has dtype %v, want float32 or float64", op, i, d.Dtype())
 		}
 		if i > 0 && d.Dtype() != out[0].Dtype() {
-			return nil, fmt.Errorf("%v: input %d has dtype %v, input 0 %v", op, i, d.Dtype(), out[0].Dtype())
+			return out, fmt.Errorf("%v: input %d has dtype %v, input 0 %v", op, i, d.Dtype(), out[0].Dtype())
 		}
 		out[i] = d
 	}
