@@ -59,6 +59,7 @@ type Record struct {
 	Keys        map[string]string
 	Nums        map[string]float64
 	Categorical []string
+	Counts      map[string]bool // numeric columns that hold integers (n, flipped)
 }
 
 // Grid is a laid-out report table: key columns then value columns, each
@@ -120,6 +121,10 @@ func Records(tables []*artifacts.Table, tags []map[string]string) ([]Record, err
 				case c.Ints != nil:
 					rec.Keys[c.Name] = strconv.FormatInt(c.Ints[r], 10)
 					rec.Nums[c.Name] = float64(c.Ints[r])
+					if rec.Counts == nil {
+						rec.Counts = map[string]bool{}
+					}
+					rec.Counts[c.Name] = true
 				default:
 					rec.Keys[c.Name] = strconv.FormatFloat(c.Floats[r], 'g', -1, 64)
 					rec.Nums[c.Name] = c.Floats[r]
@@ -266,11 +271,20 @@ func (l Layout) Build(records []Record) (*Grid, error) {
 			}
 		}
 	}
-	return l.grid(b, rows, cmp, bySeed)
+	counts := map[string]bool{} // metrics that are integer columns in every record
+	for _, m := range l.Metrics {
+		counts[m] = true
+		for _, rec := range records {
+			if _, ok := rec.Nums[m]; ok && !rec.Counts[m] {
+				counts[m] = false
+			}
+		}
+	}
+	return l.grid(b, rows, cmp, bySeed, counts)
 }
 
 // grid assembles the laid-out table from the collected cells.
-func (l Layout) grid(b *builder, rows []string, cmp *Comparison, bySeed bool) (*Grid, error) {
+func (l Layout) grid(b *builder, rows []string, cmp *Comparison, bySeed bool, counts map[string]bool) (*Grid, error) {
 	colOrder := b.colOrder
 	if len(l.ColValues) > 0 {
 		labels := map[string]string{}
@@ -345,7 +359,10 @@ func (l Layout) grid(b *builder, rows []string, cmp *Comparison, bySeed bool) (*
 					}
 				}
 				cell := aggregate(values, scale, bySeed && l.Aggregate == AggregateMeanStd)
-				if l.Percent && scale == 1 {
+				switch {
+				case scale == 1 && counts[c.metric] && cell.Mean == math.Trunc(cell.Mean) && !cell.ShowStd:
+					cell.ExtraDigits = -l.Digits // a count such as n or flipped: no decimals
+				case l.Percent && scale == 1:
 					cell.ExtraDigits = 2
 				}
 				row.Cells = append(row.Cells, cell)

@@ -91,6 +91,13 @@ func TestLayoutMarkdown(t *testing.T) {
 		want   string
 	}{
 		{
+			name: "counts print without decimals", tables: []*artifacts.Table{metricsTable(evalRow{"best", "clean", 0.5}, evalRow{"final", "clean", 0.25})},
+			layout: Layout{Metrics: []string{"n", "accuracy"}, BestFinal: true, Digits: 1, Percent: true},
+			want: "| attack | n Best | n Final | n Diff | accuracy Best | accuracy Final | accuracy Diff |\n" +
+				"| ------ | -----: | ------: | -----: | ------------: | -------------: | ------------: |\n" +
+				"| clean  |   1000 |    1000 |      0 |          50.0 |           25.0 |          25.0 |\n",
+		},
+		{
 			name: "compare train and test: the gap, final checkpoint only", tables: gapTables, tags: gapTags,
 			layout: Layout{Rows: []string{"checkpoint"}, Cols: []string{"noise"}, Metrics: []string{"accuracy"}, BestFinal: true,
 				Compare: &Comparison{Col: "split", A: "train", B: "test"}, DiffName: "Gap", Aggregate: AggregateMean, Digits: 1, Percent: true},
