@@ -41,7 +41,7 @@ func init() { stages.Builtin.Register(Stage{}) }
 func (Stage) Spec() stages.Spec {
 	return stages.Spec{
 		Name:    "report",
-		Version: "2",
+		Version: "3",
 		Doc: "Lays out gathered metric tables as the paper does — rows, columns, metrics, Best / Final / Diff, " +
 			"mean ± std over seeds — as Markdown (also printed), CSV and LaTeX (booktabs), and plots training curves, " +
 			"reliability diagrams, confidence histograms and accuracy against a column as PNG and SVG. Without `tables`, " +
