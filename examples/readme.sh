@@ -26,7 +26,7 @@ declare -A figures=(
 	[ablation]="report/curves.png"
 	[noise]="report_test/accuracy-vs-noise.png"
 	[calibration]="report/reliability-method-AT-final-pgd.png report/reliability-method-AT+SGLR-final-pgd.png report/confidence-pgd.png"
-	[blackbox]=""
+	[blackbox]="report/curves.png"
 	[components]="report/curves.png"
 )
 
