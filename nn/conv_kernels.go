@@ -139,9 +139,16 @@ func convForward[E float32 | float64](g convGeometry, x, w, y []E, ws *[]E, gemm
 }
 
 // convInputGrad computes dx [B,C,H,W] = ∂⟨y, gy⟩/∂x for y = x ⋆ w, from the
-// output gradient gy [B,O,Ho,Wo]: col2im of Wᵀ·gy, image by image.
+// output gradient gy [B,O,Ho,Wo]: col2im of Wᵀ·gy, image by image, or, for
+// a size-preserving stride-1 convolution (isSameSize), the forward
+// convolution of gy by the flipped, transposed kernel (sameSizeInputGrad),
+// which unrolls gy with contiguous copies instead of scattering sums.
 func convInputGrad[E float32 | float64](g convGeometry, gy, w, dx []E, ws *[]E, gemm gemmFunc[E]) {
 	kk, pin, pout, oc := g.colRows(), g.inC*g.inPlane(), g.outPlane(), g.outC
+	if g.isSameSize() {
+		sameSizeInputGrad(g, gy, w, dx, ws, gemm)
+		return
+	}
 	nb := g.imagesPerGEMM()
 	if nb == 1 && g.isPointwise() {
 		for b := range g.batch {
@@ -196,6 +203,50 @@ func convWeightGrad[E float32 | float64](g convGeometry, gy, x, dw []E, ws *[]E,
 	}
 }
 
+// isSameSize reports a non-pointwise stride-1 convolution whose padding
+// keeps the image size (2·pad = k − 1, as every 3x3 padding-1 convolution of
+// a ResNet block).
+func (g convGeometry) isSameSize() bool {
+	return g.stride == 1 && g.k > 1 && 2*g.pad == g.k-1
+}
+
+// transposedGeometry is the geometry of the convolution that carries a
+// size-preserving convolution's output gradient back to its input: the
+// output gradient [B,O,H,W] convolved by the flipped kernel [C,O,k,k] with
+// the same padding gives [B,C,H,W].
+func (g convGeometry) transposedGeometry() convGeometry {
+	t, _ := newConvGeometry(g.batch, g.outC, g.outH, g.outW, g.inC, g.k, 1, g.pad)
+	return t
+}
+
+// sameSizeInputGrad is convInputGrad for a size-preserving stride-1
+// convolution: dx = gy ⋆ w′ with w′[c,o,i,j] = w[o,c,k−1−i,k−1−j], the
+// adjoint of the convolution. ws holds w′ followed by the forward
+// convolution's workspace.
+func sameSizeInputGrad[E float32 | float64](g convGeometry, gy, w, dx []E, ws *[]E, gemm gemmFunc[E]) {
+	t := g.transposedGeometry()
+	wlen := g.outC * g.colRows()
+	buf := growWorkspace(ws, wlen+t.workspaceLen())
+	flipped, rest := buf[:wlen], buf[wlen:]
+	flipTransposeKernel(g, w, flipped)
+	convForward(t, gy, flipped, dx, &rest, gemm)
+}
+
+// flipTransposeKernel writes w′[c,o,i,j] = w[o,c,k−1−i,k−1−j] for the
+// weight w [O,C,k,k] of g into dst [C,O,k,k].
+func flipTransposeKernel[E float32 | float64](g convGeometry, w, dst []E) {
+	kk := g.k * g.k
+	for o := range g.outC {
+		for c := range g.inC {
+			src := w[(o*g.inC+c)*kk : (o*g.inC+c+1)*kk]
+			d := dst[(c*g.outC+o)*kk : (c*g.outC+o+1)*kk]
+			for i, v := range src {
+				d[kk-1-i] = v
+			}
+		}
+	}
+}
+
 // betaAfterFirst is the GEMM beta that overwrites the output for the first
 // image (b = 0) and accumulates into it for the others.
 func betaAfterFirst[E float32 | float64](b int) E {
@@ -217,6 +268,10 @@ func growWorkspace[E float32 | float64](ws *[]E, n int) []E {
 // im2col unrolls one image x [C,H,W] into col: row r = (c,ki,kj) of the
 // unrolled image starts at col[r·ld] and holds Ho·Wo values.
 func im2col[E float32 | float64](g convGeometry, x, col []E, ld int) {
+	if g.stride == 1 && g.outW == g.inW {
+		im2colSameWidth(g, x, col, ld)
+		return
+	}
 	s, p, ow := g.stride, g.pad, g.outW
 	pout := g.outPlane()
 	r := 0
@@ -246,6 +301,70 @@ func im2col[E float32 | float64](g convGeometry, x, col []E, ld int) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// im2colSameWidth is im2col for a stride-1 convolution whose output rows
+// are as wide as the input's (2·pad = k − 1): row (c,ki,kj) of the unrolled
+// image is then the plane shifted by (ki−pad)·W + kj−pad, so it is one
+// contiguous copy, after which the entries that wrapped around from the
+// neighbouring image row (columns outside the image) are zeroed.
+func im2colSameWidth[E float32 | float64](g convGeometry, x, col []E, ld int) {
+	p, w, kk := g.pad, g.inW, g.k*g.k
+	plane := g.inPlane()
+	pout := g.outPlane()
+	// The kernel offset (ki,kj) decides every range and the channels only
+	// move the source plane and the destination row, so the ranges are
+	// worked out once per block of channels, a block small enough
+	// (im2colBlockValues) to be re-read from L1 for every offset.
+	cb := max(1, im2colBlockValues/plane)
+	for c0 := 0; c0 < g.inC; c0 += cb {
+		c1 := min(c0+cb, g.inC)
+		for ki := range g.k {
+			yLo, yHi := validOutputs(g.outH, 1, ki-p, g.inH)
+			for kj := range g.k {
+				off := kj - p
+				xLo, xHi := validOutputs(w, 1, off, w)
+				// dst[d] = src[d+shift] for d in [lo, hi): the rows
+				// [yLo, yHi) clipped to the plane; the clipped ends fall
+				// in wrapped columns.
+				shift := (ki-p)*w + off
+				lo, hi := max(yLo*w, -shift), min(yHi*w, plane-shift)
+				wrapped := xLo > 0 || xHi < w
+				for c, r := c0, c0*kk+ki*g.k+kj; c < c1; c, r = c+1, r+kk {
+					dst := col[r*ld : r*ld+pout]
+					if yLo > 0 {
+						clear(dst[:yLo*w])
+					}
+					if yHi < g.outH {
+						clear(dst[yHi*w:])
+					}
+					if lo < hi {
+						src := x[c*plane : (c+1)*plane]
+						copy(dst[lo:hi], src[lo+shift:hi+shift])
+					}
+					if wrapped {
+						zeroColumns(dst, 0, xLo, yLo, yHi, w)
+						zeroColumns(dst, xHi, w, yLo, yHi, w)
+					}
+				}
+			}
+		}
+	}
+}
+
+// im2colBlockValues is how many input values im2colSameWidth unrolls at a
+// time: 16 KB of float32, half a typical L1 data cache.
+const im2colBlockValues = 4096
+
+// zeroColumns zeroes columns [c0,c1) of rows [y0,y1) of the row-major
+// plane p, w values wide, column by column: the columns are one or two
+// wide, the rows many.
+func zeroColumns[E float32 | float64](p []E, c0, c1, y0, y1, w int) {
+	for c := c0; c < c1; c++ {
+		for d := y0*w + c; d < y1*w; d += w {
+			p[d] = 0
 		}
 	}
 }

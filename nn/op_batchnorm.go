@@ -413,7 +413,11 @@ func (op *bnParamGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	}
 	n, c, hw := s[0], s[1], s[2]*s[3]
 	if g.Dtype() == tensor.Float32 {
-		paramGradKernel(out.Float32s(), g.Float32s(), x.Float32s(), float32sOrNil(y), n, c, hw, op.fwd.mean, op.fwd.invStd)
+		if y != nil {
+			maskedParamGradKernel32(out.Float32s(), g.Float32s(), x.Float32s(), y.Float32s(), n, c, hw, op.fwd.mean, op.fwd.invStd)
+		} else {
+			paramGradKernel(out.Float32s(), g.Float32s(), x.Float32s(), nil, n, c, hw, op.fwd.mean, op.fwd.invStd)
+		}
 	} else {
 		paramGradKernel(out.Float64s(), g.Float64s(), x.Float64s(), float64sOrNil(y), n, c, hw, op.fwd.mean, op.fwd.invStd)
 	}
@@ -624,7 +628,11 @@ func (op *bnInputGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	}
 	if dt == tensor.Float32 {
 		inputGradCoefficients(op, gamma.Float32s(), float32sOrNil(pg), n*hw)
-		inputGradKernel(dx.Float32s(), g.Float32s(), float32sOrNil(x), float32sOrNil(y), n, c, hw, op.fwd.mean, op.coef)
+		if y != nil {
+			maskedInputGradKernel32(dx.Float32s(), g.Float32s(), float32sOrNil(x), y.Float32s(), n, c, hw, op.fwd.mean, op.coef)
+		} else {
+			inputGradKernel(dx.Float32s(), g.Float32s(), float32sOrNil(x), nil, n, c, hw, op.fwd.mean, op.coef)
+		}
 	} else {
 		inputGradCoefficients(op, gamma.Float64s(), float64sOrNil(pg), n*hw)
 		inputGradKernel(dx.Float64s(), g.Float64s(), float64sOrNil(x), float64sOrNil(y), n, c, hw, op.fwd.mean, op.coef)
@@ -803,6 +811,66 @@ func inputGradKernel[E float32 | float64](dx, g, x, y []E, n, c, hw int, mean, c
 			}
 		}
 	}
+}
+
+// maskedInputGradKernel32 is inputGradKernel for float32 with a ReLU
+// output y (not nil): the mask [y > 0] is applied with bit operations
+// (keepWherePositive32) instead of a branch, which a ReLU's random signs
+// would mispredict half the time.
+func maskedInputGradKernel32(dx, g, x, y []float32, n, c, hw int, mean, coef []float64) {
+	for b := range n {
+		for ch := range c {
+			a, k, bias, m := float32(coef[3*ch]), float32(coef[3*ch+1]), float32(coef[3*ch+2]), float32(mean[ch])
+			off := (b*c + ch) * hw
+			ds, gs, ys := dx[off:off+hw], g[off:off+hw], y[off:off+hw]
+			ys = ys[:len(gs)]
+			if x == nil {
+				ds = ds[:len(gs)]
+				for i, v := range gs {
+					ds[i] = a * keepWherePositive32(v, ys[i])
+				}
+				continue
+			}
+			xs := x[off : off+hw]
+			ds, xs = ds[:len(gs)], xs[:len(gs)]
+			for i, v := range gs {
+				ds[i] = a*keepWherePositive32(v, ys[i]) + k*(xs[i]-m) + bias
+			}
+		}
+	}
+}
+
+// maskedParamGradKernel32 is paramGradKernel for float32 with a ReLU
+// output y (not nil), masking without branches as maskedInputGradKernel32.
+func maskedParamGradKernel32(out, g, x, y []float32, n, c, hw int, mean, invStd []float64) {
+	for ch := range c {
+		m := float32(mean[ch])
+		var sg, sgx float64
+		for b := range n {
+			off := (b*c + ch) * hw
+			gs, xs, ys := g[off:off+hw], x[off:off+hw], y[off:off+hw]
+			xs, ys = xs[:len(gs)], ys[:len(gs)]
+			for i, v := range gs {
+				v = keepWherePositive32(v, ys[i])
+				sg += float64(v)
+				sgx += float64(v * (xs[i] - m))
+			}
+		}
+		out[ch] = float32(sgx * invStd[ch])
+		out[c+ch] = float32(sg)
+	}
+}
+
+// keepWherePositive32 is v when y > 0 and 0 otherwise (y zero, negative
+// or NaN), computed on the bit patterns: y > 0 exactly when its bits minus
+// one fall below those of +Inf, and the compiler turns the select of the
+// all-ones mask into a conditional move.
+func keepWherePositive32(v, y float32) float32 {
+	mask := uint32(0)
+	if math.Float32bits(y)-1 < 0x7f800000 {
+		mask = ^uint32(0)
+	}
+	return math.Float32frombits(math.Float32bits(v) & mask)
 }
 
 // copyWidened copies float32 values into float64 ones.

@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -160,4 +161,67 @@ func gorgoniaBatchNorm(x, gamma, beta, runMean, runVar *G.Node, train, relu bool
 		return G.Nodes{out}, nil
 	}
 	return G.Nodes{out, mean, variance}, nil
+}
+
+// TestMaskedBatchNormKernels32MatchGenericKernels checks the branch-free
+// float32 kernels of a BatchNorm fused with a ReLU against the generic
+// kernels (checked against gorgonia in float64 above) on random gradients
+// and ReLU outputs of which about half are zero, with and without x (train
+// and eval mode), including the edge values +Inf, the smallest subnormal
+// and −0 in y.
+func TestMaskedBatchNormKernels32MatchGenericKernels(t *testing.T) {
+	cases := []struct {
+		name      string
+		n, c, hw  int
+		withInput bool
+	}{
+		{name: "train 2x3x5", n: 2, c: 3, hw: 5, withInput: true},
+		{name: "eval 2x3x5", n: 2, c: 3, hw: 5},
+		{name: "train 4x2x16", n: 4, c: 2, hw: 16, withInput: true},
+		{name: "eval 1x1x1", n: 1, c: 1, hw: 1},
+	}
+	for ci, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(53, uint64(ci)))
+			size := tc.n * tc.c * tc.hw
+			g, x, y := make([]float32, size), make([]float32, size), make([]float32, size)
+			edges := []float32{float32(math.Inf(1)), math.SmallestNonzeroFloat32, float32(math.Copysign(0, -1))}
+			for i := range size {
+				g[i], x[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+				if rng.IntN(2) == 0 {
+					y[i] = float32(rng.ExpFloat64())
+				}
+				if i < len(edges) {
+					y[i] = edges[i]
+				}
+			}
+			mean, coef, invStd := make([]float64, tc.c), make([]float64, 3*tc.c), make([]float64, tc.c)
+			for ch := range tc.c {
+				mean[ch], invStd[ch] = rng.NormFloat64(), 0.5+rng.Float64()
+				for j := range 3 {
+					coef[3*ch+j] = rng.NormFloat64()
+				}
+			}
+			var xin []float32
+			if tc.withInput {
+				xin = x
+			}
+			got, want := make([]float32, size), make([]float32, size)
+			maskedInputGradKernel32(got, g, xin, y, tc.n, tc.c, tc.hw, mean, coef)
+			inputGradKernel(want, g, xin, y, tc.n, tc.c, tc.hw, mean, coef)
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("input gradient [%d] = %g, generic kernel %g (y %g)", i, got[i], want[i], y[i])
+				}
+			}
+			gotP, wantP := make([]float32, 2*tc.c), make([]float32, 2*tc.c)
+			maskedParamGradKernel32(gotP, g, x, y, tc.n, tc.c, tc.hw, mean, invStd)
+			paramGradKernel(wantP, g, x, y, tc.n, tc.c, tc.hw, mean, invStd)
+			for i := range wantP {
+				if gotP[i] != wantP[i] {
+					t.Fatalf("parameter gradient [%d] = %g, generic kernel %g", i, gotP[i], wantP[i])
+				}
+			}
+		})
+	}
 }

@@ -12,7 +12,9 @@ import (
 // This file holds torch.nn.functional.conv2d (no bias, square kernel, equal
 // stride and zero padding on both axes, dilation 1) as custom gorgonia ops:
 // the forward op and, for gorgonia's symbolic differentiation, one op per
-// gradient (input gradient: col2im of Wᵀ·g; weight gradient: Σ_b g_b·colᵀ).
+// gradient (input gradient: col2im of Wᵀ·g, or for a size-preserving
+// stride-1 convolution the convolution of g by the flipped kernel; weight
+// gradient: Σ_b g_b·colᵀ).
 // They replace G.Conv2d, which unrolled the whole batch into a freshly
 // allocated tensor, multiplied it by the weight and transposed the result
 // into NCHW on every pass. Here the weight is read in place in PyTorch's

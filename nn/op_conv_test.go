@@ -44,6 +44,10 @@ var convCases = []convCase{
 	{name: "one image per product", batch: 3, inC: 2, h: 16, w: 17, outC: 4, k: 3, stride: 1, pd: 0},
 	{name: "one image per product stride 2", batch: 3, inC: 2, h: 33, w: 31, outC: 4, k: 3, stride: 2, pd: 1},
 	{name: "5x5 pad 1", batch: 1, inC: 2, h: 20, w: 18, outC: 3, k: 5, stride: 1, pd: 1},
+	{name: "same size, one image per product", batch: 2, inC: 3, h: 16, w: 18, outC: 4, k: 3, stride: 1, pd: 1},
+	{name: "same size 5x5 grouped", batch: 3, inC: 2, h: 6, w: 5, outC: 3, k: 5, stride: 1, pd: 2},
+	{name: "same size, channels in blocks", batch: 1, inC: 6, h: 32, w: 32, outC: 2, k: 3, stride: 1, pd: 1},
+	{name: "same size 7x7 on 2x3", batch: 2, inC: 2, h: 2, w: 3, outC: 2, k: 7, stride: 1, pd: 3},
 }
 
 // TestConv2dOpMatchesGorgoniaConv2d builds loss = sum(y ⊙ R) for
