@@ -148,6 +148,10 @@ func (e *Executor) Execute(ctx context.Context, t *pipeline.Task) (*pipeline.Res
 	})
 	if err != nil {
 		if ctx.Err() != nil {
+			// The publish may have reached the stream, and a worker may have
+			// started the task, before its acknowledgement came back: withdraw
+			// it all the same.
+			e.withdraw(p)
 			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("%s: submit to NATS: %w", t.Instance, err)
