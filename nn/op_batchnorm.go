@@ -69,6 +69,7 @@ func batchNormForward(x, gamma, beta, runMean, runVar *G.Node, train, relu bool)
 // x, γ, β, running mean, running variance (eval mode), followed by
 // max(·, 0) when relu is set.
 type batchNormOp struct {
+	pureGoOp
 	train, relu bool
 	shape       tensor.Shape // x's
 	// channels and pair are [C] and [2,C], kept so that running the op and
@@ -231,15 +232,6 @@ func (op *batchNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, e
 	return append(G.Nodes{dx, dGamma, dBeta}, make(G.Nodes, op.Arity()-3)...), nil
 }
 
-// ReturnsPtr is false: the output is not an input.
-func (op *batchNormOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false: plain Go loops.
-func (op *batchNormOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: no input is overwritten.
-func (op *batchNormOp) OverwritesInput() int { return -1 }
-
 // WriteHash identifies the op for gorgonia's node deduplication.
 func (op *batchNormOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 
@@ -262,6 +254,7 @@ func (op *batchNormOp) String() string {
 // variance) of its forward op's last run into a [C] output. Its input is
 // the forward op's output, so that it runs after it. It has no gradient.
 type bnStatOp struct {
+	pureGoOp
 	fwd      *batchNormOp
 	variance bool
 	output   reusedOutput
@@ -330,15 +323,6 @@ func (op *bnStatOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 	return make(G.Nodes, len(inputs)), nil
 }
 
-// ReturnsPtr is false: the output is not the input.
-func (op *bnStatOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false: a copy.
-func (op *bnStatOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: the input is not overwritten.
-func (op *bnStatOp) OverwritesInput() int { return -1 }
-
 // WriteHash identifies the op and its forward op for gorgonia's node
 // deduplication.
 func (op *bnStatOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "%v of %p", op, op.fwd) }
@@ -358,6 +342,7 @@ func (op *bnStatOp) String() string {
 // output gradient g and x (and the output y, whose sign masks g when the
 // ReLU is fused).
 type bnParamGradOp struct {
+	pureGoOp
 	fwd    *batchNormOp
 	output reusedOutput
 }
@@ -424,15 +409,6 @@ func (op *bnParamGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	return out, nil
 }
 
-// ReturnsPtr is false: the output is not an input.
-func (op *bnParamGradOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false: plain Go loops.
-func (op *bnParamGradOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: no input is overwritten.
-func (op *bnParamGradOp) OverwritesInput() int { return -1 }
-
 // WriteHash identifies the op and its forward op for gorgonia's node
 // deduplication.
 func (op *bnParamGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "%v of %p", op, op.fwd) }
@@ -445,6 +421,7 @@ func (op *bnParamGradOp) String() string { return fmt.Sprintf("ParamGrad(%v)", o
 
 // bnPickOp is row 0 (dγ) or 1 (dβ) of a bnParamGradOp's [2,C] output.
 type bnPickOp struct {
+	pureGoOp
 	fwd    *batchNormOp
 	row    int
 	output reusedOutput
@@ -499,15 +476,6 @@ func (op *bnPickOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, err
 	return out, nil
 }
 
-// ReturnsPtr is false: the output is not the input.
-func (op *bnPickOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false: a copy.
-func (op *bnPickOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: the input is not overwritten.
-func (op *bnPickOp) OverwritesInput() int { return -1 }
-
 // WriteHash identifies the op and its forward op for gorgonia's node
 // deduplication.
 func (op *bnPickOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "%v of %p", op, op.fwd) }
@@ -525,6 +493,7 @@ func (op *bnPickOp) String() string {
 // gradients (the per-channel sums of the closed form), then, with the fused
 // ReLU, the output y.
 type bnInputGradOp struct {
+	pureGoOp
 	fwd    *batchNormOp
 	output reusedOutput
 	// coef holds three per-channel coefficients of the run (see
@@ -656,15 +625,6 @@ func inputGradCoefficients[E float32 | float64](op *bnInputGradOp, gamma, pg []E
 		}
 	}
 }
-
-// ReturnsPtr is false: the output is not an input.
-func (op *bnInputGradOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false: plain Go loops.
-func (op *bnInputGradOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: no input is overwritten.
-func (op *bnInputGradOp) OverwritesInput() int { return -1 }
 
 // WriteHash identifies the op and its forward op for gorgonia's node
 // deduplication.

@@ -43,6 +43,7 @@ func conv2dForward(x, w *G.Node, stride, pad int) (*G.Node, error) {
 // [B,O,Ho,Wo]). It differentiates symbolically into conv2dInputGradOp and
 // conv2dWeightGradOp.
 type conv2dOp struct {
+	pureGoOp
 	stride, pad int
 	out         reusedOutput
 	ws          convWorkspace
@@ -127,15 +128,6 @@ func (op *conv2dOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 	return G.Nodes{dx, dw}, nil
 }
 
-// ReturnsPtr is false: the output is not one of the inputs.
-func (op *conv2dOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false even with OpenBLAS; see linearOp.CallsExtern.
-func (op *conv2dOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: no input is overwritten.
-func (op *conv2dOp) OverwritesInput() int { return -1 }
-
 // WriteHash identifies the op (with its stride and padding) for gorgonia's
 // node deduplication.
 func (op *conv2dOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
@@ -165,6 +157,7 @@ func (op *conv2dOp) geometry(xs, ws tensor.Shape) (convGeometry, error) {
 // [B,O,Ho,Wo] and w [O,C,k,k], output [B,C,H,W]. H and W are stored: with a
 // stride above 1 several input sizes give the same output size.
 type conv2dInputGradOp struct {
+	pureGoOp
 	stride, pad int
 	inH, inW    int
 	out         reusedOutput
@@ -225,15 +218,6 @@ func (op *conv2dInputGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.V
 	return dx, nil
 }
 
-// ReturnsPtr is false: the output is not one of the inputs.
-func (op *conv2dInputGradOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false; see linearOp.CallsExtern.
-func (op *conv2dInputGradOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: no input is overwritten.
-func (op *conv2dInputGradOp) OverwritesInput() int { return -1 }
-
 // WriteHash identifies the op for gorgonia's node deduplication.
 func (op *conv2dInputGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 
@@ -261,6 +245,7 @@ func (op *conv2dInputGradOp) geometry(gs, ws tensor.Shape) (convGeometry, error)
 // conv2dWeightGradOp is dw = ∂⟨y,g⟩/∂w for y = conv2d(x, w): inputs g
 // [B,O,Ho,Wo] and x [B,C,H,W], output [O,C,k,k].
 type conv2dWeightGradOp struct {
+	pureGoOp
 	stride, pad, k int
 	out            reusedOutput
 	ws             convWorkspace
@@ -319,15 +304,6 @@ func (op *conv2dWeightGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.
 	}
 	return dw, nil
 }
-
-// ReturnsPtr is false: the output is not one of the inputs.
-func (op *conv2dWeightGradOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false; see linearOp.CallsExtern.
-func (op *conv2dWeightGradOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: no input is overwritten.
-func (op *conv2dWeightGradOp) OverwritesInput() int { return -1 }
 
 // WriteHash identifies the op for gorgonia's node deduplication.
 func (op *conv2dWeightGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }

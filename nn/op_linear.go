@@ -41,7 +41,10 @@ func linearForward(x, w, b *G.Node) (*G.Node, error) {
 // linearOp is y = x·Wᵀ + b (inputs x [B,in], W [out,in], b [out]; output
 // [B,out]). It differentiates symbolically into linearInputGradOp,
 // linearWeightGradOp and biasGradOp.
-type linearOp struct{ out reusedOutput }
+type linearOp struct {
+	pureGoOp
+	out reusedOutput
+}
 
 // Arity is 3: x, W and b.
 func (op *linearOp) Arity() int { return 3 }
@@ -128,16 +131,6 @@ func (op *linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 	return G.Nodes{dx, dw, db}, nil
 }
 
-// ReturnsPtr is false: the output is not one of the inputs.
-func (op *linearOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false even with OpenBLAS: true would make the TapeMachine
-// allocate a fresh output before every run, which the op does not need.
-func (op *linearOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: no input is overwritten.
-func (op *linearOp) OverwritesInput() int { return -1 }
-
 // WriteHash identifies the op for gorgonia's node deduplication.
 func (op *linearOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 
@@ -149,7 +142,10 @@ func (op *linearOp) String() string { return "Linear(x·Wᵀ+b)" }
 
 // linearInputGradOp is dx = g·W for g [B,out] and W [out,in]: the gradient
 // of linearOp with respect to x.
-type linearInputGradOp struct{ out reusedOutput }
+type linearInputGradOp struct {
+	pureGoOp
+	out reusedOutput
+}
 
 // Arity is 2: g and W.
 func (op *linearInputGradOp) Arity() int { return 2 }
@@ -203,15 +199,6 @@ func (op *linearInputGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.V
 	return dx, nil
 }
 
-// ReturnsPtr is false: the output is not one of the inputs.
-func (op *linearInputGradOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false; see linearOp.CallsExtern.
-func (op *linearInputGradOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: no input is overwritten.
-func (op *linearInputGradOp) OverwritesInput() int { return -1 }
-
 // WriteHash identifies the op for gorgonia's node deduplication.
 func (op *linearInputGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 
@@ -223,7 +210,10 @@ func (op *linearInputGradOp) String() string { return "LinearInputGrad(g·W)" }
 
 // linearWeightGradOp is dW = gᵀ·x for g [B,out] and x [B,in]: the gradient
 // of linearOp with respect to W, [out,in].
-type linearWeightGradOp struct{ out reusedOutput }
+type linearWeightGradOp struct {
+	pureGoOp
+	out reusedOutput
+}
 
 // Arity is 2: g and x.
 func (op *linearWeightGradOp) Arity() int { return 2 }
@@ -277,15 +267,6 @@ func (op *linearWeightGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.
 	return dw, nil
 }
 
-// ReturnsPtr is false: the output is not one of the inputs.
-func (op *linearWeightGradOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false; see linearOp.CallsExtern.
-func (op *linearWeightGradOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: no input is overwritten.
-func (op *linearWeightGradOp) OverwritesInput() int { return -1 }
-
 // WriteHash identifies the op for gorgonia's node deduplication.
 func (op *linearWeightGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 
@@ -297,7 +278,10 @@ func (op *linearWeightGradOp) String() string { return "LinearWeightGrad(gᵀ·x
 
 // biasGradOp is db = Σ_rows g for g [B,out]: the gradient of linearOp with
 // respect to b, [out].
-type biasGradOp struct{ out reusedOutput }
+type biasGradOp struct {
+	pureGoOp
+	out reusedOutput
+}
 
 // Arity is 1: g.
 func (op *biasGradOp) Arity() int { return 1 }
@@ -355,15 +339,6 @@ func (op *biasGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, e
 	}
 	return db, nil
 }
-
-// ReturnsPtr is false: the output is not the input.
-func (op *biasGradOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false: plain Go loops.
-func (op *biasGradOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: the input is not overwritten.
-func (op *biasGradOp) OverwritesInput() int { return -1 }
 
 // WriteHash identifies the op for gorgonia's node deduplication.
 func (op *biasGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
@@ -469,6 +444,22 @@ func matrixBinaryType() hm.Type {
 	mat := G.TensorType{Dims: 2, Of: a}
 	return hm.NewFnType(mat, mat, mat)
 }
+
+// pureGoOp holds the gorgonia Op methods that every op of this package
+// answers alike: each writes its own output (never an input, never a pointer
+// into one) and runs in Go. CallsExtern is false even with OpenBLAS: true
+// would make the TapeMachine allocate a fresh output before every run, which
+// the ops do not need.
+type pureGoOp struct{}
+
+// ReturnsPtr is false: the output is not one of the inputs.
+func (pureGoOp) ReturnsPtr() bool { return false }
+
+// CallsExtern is false: see pureGoOp.
+func (pureGoOp) CallsExtern() bool { return false }
+
+// OverwritesInput is -1: no input is overwritten.
+func (pureGoOp) OverwritesInput() int { return -1 }
 
 // opHash is the 32-bit FNV-1a hash of an op's WriteHash.
 func opHash(op G.Op) uint32 {

@@ -63,6 +63,7 @@ func flattenForward(x *G.Node) (*G.Node, error) {
 // max(·, 0) when relu is set. Ties go to the first maximum in row-major
 // window order and NaN propagates, as in PyTorch.
 type maxPoolOp struct {
+	pureGoOp
 	relu    bool
 	in, out tensor.Shape
 	output  reusedOutput
@@ -140,15 +141,6 @@ func (op *maxPoolOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, err
 	return G.Nodes{dx}, nil
 }
 
-// ReturnsPtr is false: the output is not the input.
-func (op *maxPoolOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false: plain Go loops.
-func (op *maxPoolOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: the input is not overwritten.
-func (op *maxPoolOp) OverwritesInput() int { return -1 }
-
 // WriteHash identifies the op for gorgonia's node deduplication.
 func (op *maxPoolOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 
@@ -166,6 +158,7 @@ func (op *maxPoolOp) String() string {
 // maxPoolGradOp is dx [N,C,H,W] of maxPoolOp fwd from the gradient g of
 // its output: each g lands on its window's argmax, every other dx is 0.
 type maxPoolGradOp struct {
+	pureGoOp
 	fwd    *maxPoolOp
 	output reusedOutput
 }
@@ -220,15 +213,6 @@ func (op *maxPoolGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	return dx, nil
 }
 
-// ReturnsPtr is false: the output is not the input.
-func (op *maxPoolGradOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false: plain Go loops.
-func (op *maxPoolGradOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: the input is not overwritten.
-func (op *maxPoolGradOp) OverwritesInput() int { return -1 }
-
 // WriteHash identifies the op and its forward op for gorgonia's node
 // deduplication: the result depends on the forward op's argmax.
 func (op *maxPoolGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "%v of %p", op, op.fwd) }
@@ -242,6 +226,7 @@ func (op *maxPoolGradOp) String() string { return fmt.Sprintf("%vGrad", op.fwd) 
 // avgPool4Op is F.avg_pool2d(x, 4) followed by flatten on x [N,C,H,W] with
 // H, W from 4 to 7: y[n,c] is the mean of x[n,c,0:4,0:4].
 type avgPool4Op struct {
+	pureGoOp
 	in     tensor.Shape
 	output reusedOutput
 }
@@ -308,15 +293,6 @@ func (op *avgPool4Op) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, er
 	return G.Nodes{dx}, nil
 }
 
-// ReturnsPtr is false: the output is not the input.
-func (op *avgPool4Op) ReturnsPtr() bool { return false }
-
-// CallsExtern is false: plain Go loops.
-func (op *avgPool4Op) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: the input is not overwritten.
-func (op *avgPool4Op) OverwritesInput() int { return -1 }
-
 // WriteHash identifies the op for gorgonia's node deduplication.
 func (op *avgPool4Op) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 
@@ -328,6 +304,7 @@ func (op *avgPool4Op) String() string { return fmt.Sprintf("AvgPool4+Flatten%v",
 
 // avgPool4GradOp is dx [N,C,H,W] of avgPool4Op from g [N,C].
 type avgPool4GradOp struct {
+	pureGoOp
 	in     tensor.Shape
 	output reusedOutput
 }
@@ -379,15 +356,6 @@ func (op *avgPool4GradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Valu
 	return dx, nil
 }
 
-// ReturnsPtr is false: the output is not the input.
-func (op *avgPool4GradOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false: plain Go loops.
-func (op *avgPool4GradOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: the input is not overwritten.
-func (op *avgPool4GradOp) OverwritesInput() int { return -1 }
-
 // WriteHash identifies the op for gorgonia's node deduplication.
 func (op *avgPool4GradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 
@@ -402,6 +370,7 @@ func (op *avgPool4GradOp) String() string { return fmt.Sprintf("AvgPool4+Flatten
 // gradient, its inverse. Unlike G.Reshape, which makes a new tensor header
 // on every run, it reuses one output; the copy is a memmove of the batch.
 type reshapeCopyOp struct {
+	pureGoOp
 	from, to tensor.Shape
 	output   reusedOutput
 }
@@ -467,15 +436,6 @@ func (op *reshapeCopyOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes,
 	}
 	return G.Nodes{dx}, nil
 }
-
-// ReturnsPtr is false: the output is not the input.
-func (op *reshapeCopyOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false: a copy.
-func (op *reshapeCopyOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: the input is not overwritten.
-func (op *reshapeCopyOp) OverwritesInput() int { return -1 }
 
 // WriteHash identifies the op for gorgonia's node deduplication.
 func (op *reshapeCopyOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }

@@ -30,7 +30,10 @@ func reluForward(x *G.Node) (*G.Node, error) {
 
 // reluOp is y = max(x, 0), elementwise, any shape. It differentiates into
 // reluGradOp.
-type reluOp struct{ out reusedOutput }
+type reluOp struct {
+	pureGoOp
+	out reusedOutput
+}
 
 // Arity is 1: x.
 func (op *reluOp) Arity() int { return 1 }
@@ -94,15 +97,6 @@ func (op *reluOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 	return G.Nodes{dx}, nil
 }
 
-// ReturnsPtr is false: the output is not the input.
-func (op *reluOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false: plain Go loops.
-func (op *reluOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: the input is not overwritten.
-func (op *reluOp) OverwritesInput() int { return -1 }
-
 // WriteHash identifies the op for gorgonia's node deduplication.
 func (op *reluOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 
@@ -114,7 +108,10 @@ func (op *reluOp) String() string { return "ReLU" }
 
 // reluGradOp is dx = g ⊙ [y > 0] for the ReLU output y and the upstream
 // gradient g (same shape): the gradient of reluOp.
-type reluGradOp struct{ out reusedOutput }
+type reluGradOp struct {
+	pureGoOp
+	out reusedOutput
+}
 
 // Arity is 2: y and g.
 func (op *reluGradOp) Arity() int { return 2 }
@@ -162,15 +159,6 @@ func (op *reluGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, e
 	}
 	return dx, nil
 }
-
-// ReturnsPtr is false: the output is not one of the inputs.
-func (op *reluGradOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false: plain Go loops.
-func (op *reluGradOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: no input is overwritten.
-func (op *reluGradOp) OverwritesInput() int { return -1 }
 
 // WriteHash identifies the op for gorgonia's node deduplication.
 func (op *reluGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }

@@ -25,7 +25,10 @@ import (
 
 // softCrossEntropySumOp is Σ_i Σ_k −T[i,k]·log softmax(z_i)_k for logits z
 // and soft targets T, both [B,K]: a scalar, differentiable in z.
-type softCrossEntropySumOp struct{ loss reusedScalar }
+type softCrossEntropySumOp struct {
+	pureGoOp
+	loss reusedScalar
+}
 
 // Arity is 2: logits and targets.
 func (op *softCrossEntropySumOp) Arity() int { return 2 }
@@ -78,15 +81,6 @@ func (op *softCrossEntropySumOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (
 	return G.Nodes{dz, nil}, nil
 }
 
-// ReturnsPtr is false: the output is not an input.
-func (op *softCrossEntropySumOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false: plain Go loops.
-func (op *softCrossEntropySumOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: no input is overwritten.
-func (op *softCrossEntropySumOp) OverwritesInput() int { return -1 }
-
 // WriteHash identifies the op for gorgonia's node deduplication.
 func (op *softCrossEntropySumOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 
@@ -98,7 +92,10 @@ func (op *softCrossEntropySumOp) String() string { return "SoftCrossEntropySum" 
 
 // klDivergenceSumOp is Σ_i KL(softmax(p_i) ‖ softmax(q_i)) for logits p and
 // q, both [B,K]: a scalar, differentiable in both.
-type klDivergenceSumOp struct{ loss reusedScalar }
+type klDivergenceSumOp struct {
+	pureGoOp
+	loss reusedScalar
+}
 
 // Arity is 2: p and q.
 func (op *klDivergenceSumOp) Arity() int { return 2 }
@@ -155,15 +152,6 @@ func (op *klDivergenceSumOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.No
 	return G.Nodes{dp, dq}, nil
 }
 
-// ReturnsPtr is false: the output is not an input.
-func (op *klDivergenceSumOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false: plain Go loops.
-func (op *klDivergenceSumOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: no input is overwritten.
-func (op *klDivergenceSumOp) OverwritesInput() int { return -1 }
-
 // WriteHash identifies the op for gorgonia's node deduplication.
 func (op *klDivergenceSumOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 
@@ -186,6 +174,7 @@ const (
 // loss op's two inputs and the scalar upstream gradient g; its output is
 // [B,K].
 type softmaxLossGradOp struct {
+	pureGoOp
 	kind   softmaxLossGrad
 	output reusedOutput
 }
@@ -244,15 +233,6 @@ func (op *softmaxLossGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.V
 	}
 	return d, nil
 }
-
-// ReturnsPtr is false: the output is not an input.
-func (op *softmaxLossGradOp) ReturnsPtr() bool { return false }
-
-// CallsExtern is false: plain Go loops.
-func (op *softmaxLossGradOp) CallsExtern() bool { return false }
-
-// OverwritesInput is -1: no input is overwritten.
-func (op *softmaxLossGradOp) OverwritesInput() int { return -1 }
 
 // WriteHash identifies the op for gorgonia's node deduplication.
 func (op *softmaxLossGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
