@@ -85,9 +85,17 @@ func (g convGeometry) imagesPerGEMM() int {
 // unrolled image is the image itself.
 func (g convGeometry) isPointwise() bool { return g.k == 1 && g.stride == 1 && g.pad == 0 }
 
-// workspaceLen is the scratch a kernel needs: the unrolled images of one
-// group and, when images are grouped, the staging matrix.
-func (g convGeometry) workspaceLen() int {
+// forwardWorkspaceLen is the scratch convForward needs.
+func (g convGeometry) forwardWorkspaceLen() int {
+	if g.isWinograd() {
+		return g.winogradWorkspaceLen()
+	}
+	return g.im2colWorkspaceLen()
+}
+
+// im2colWorkspaceLen is the scratch an im2col kernel needs: the unrolled
+// images of one group and, when images are grouped, the staging matrix.
+func (g convGeometry) im2colWorkspaceLen() int {
 	nb := g.imagesPerGEMM()
 	n := g.colRows() * nb * g.outPlane()
 	if nb > 1 {
@@ -110,9 +118,21 @@ func dgemm(tA, tB blas.Transpose, m, n, k int, alpha float64, a []float64, lda i
 	G.WhichBLAS().Dgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-// convForward computes y [B,O,Ho,Wo] = x [B,C,H,W] ⋆ w [O,C,k,k]. ws is
-// grown to g.workspaceLen() on first use and reused.
+// convForward computes y [B,O,Ho,Wo] = x [B,C,H,W] ⋆ w [O,C,k,k], as
+// Winograd F(2×2,3×3) when g.isWinograd (conv_winograd.go), else by im2col
+// and matrix products. ws is grown to g.forwardWorkspaceLen() on first use
+// and reused.
 func convForward[E float32 | float64](g convGeometry, x, w, y []E, ws *[]E, gemm gemmFunc[E]) {
+	if g.isWinograd() {
+		winogradForward(g, x, w, y, ws, gemm)
+		return
+	}
+	im2colForward(g, x, w, y, ws, gemm)
+}
+
+// im2colForward is convForward by im2col: each group of images is unrolled
+// and multiplied by the weight in one matrix product.
+func im2colForward[E float32 | float64](g convGeometry, x, w, y []E, ws *[]E, gemm gemmFunc[E]) {
 	kk, pin, pout, oc := g.colRows(), g.inC*g.inPlane(), g.outPlane(), g.outC
 	nb := g.imagesPerGEMM()
 	if nb == 1 && g.isPointwise() {
@@ -121,7 +141,7 @@ func convForward[E float32 | float64](g convGeometry, x, w, y []E, ws *[]E, gemm
 		}
 		return
 	}
-	buf := growWorkspace(ws, g.workspaceLen())
+	buf := growWorkspace(ws, g.im2colWorkspaceLen())
 	col, stage := buf[:kk*nb*pout], buf[kk*nb*pout:]
 	for b0 := 0; b0 < g.batch; b0 += nb {
 		n := min(nb, g.batch-b0)
@@ -156,7 +176,7 @@ func convInputGrad[E float32 | float64](g convGeometry, gy, w, dx []E, ws *[]E, 
 		}
 		return
 	}
-	buf := growWorkspace(ws, g.workspaceLen())
+	buf := growWorkspace(ws, g.im2colWorkspaceLen())
 	dcol, stage := buf[:kk*nb*pout], buf[kk*nb*pout:]
 	for b0 := 0; b0 < g.batch; b0 += nb {
 		n := min(nb, g.batch-b0)
@@ -186,7 +206,7 @@ func convWeightGrad[E float32 | float64](g convGeometry, gy, x, dw []E, ws *[]E,
 		}
 		return
 	}
-	buf := growWorkspace(ws, g.workspaceLen())
+	buf := growWorkspace(ws, g.im2colWorkspaceLen())
 	col, stage := buf[:kk*nb*pout], buf[kk*nb*pout:]
 	for b0 := 0; b0 < g.batch; b0 += nb {
 		n := min(nb, g.batch-b0)
@@ -226,7 +246,7 @@ func (g convGeometry) transposedGeometry() convGeometry {
 func sameSizeInputGrad[E float32 | float64](g convGeometry, gy, w, dx []E, ws *[]E, gemm gemmFunc[E]) {
 	t := g.transposedGeometry()
 	wlen := g.outC * g.colRows()
-	buf := growWorkspace(ws, wlen+t.workspaceLen())
+	buf := growWorkspace(ws, wlen+t.forwardWorkspaceLen())
 	flipped, rest := buf[:wlen], buf[wlen:]
 	flipTransposeKernel(g, w, flipped)
 	convForward(t, gy, flipped, dx, &rest, gemm)

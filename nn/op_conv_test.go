@@ -27,10 +27,12 @@ func (c convCase) String() string {
 
 // convCases cover strides 1 and 2, paddings 0 to 2, kernels 1, 3 and 5,
 // batches 1 and 3, non-square images, a kernel wider than the image, and
-// the kernels' three paths: one image per product (output plane of 256
+// the kernels' four paths: one image per product (output plane of 256
 // values or more), several images per product (smaller planes, including a
-// last group with fewer images) and the 1x1 stride-1 path that multiplies
-// the image in place.
+// last group with fewer images), the 1x1 stride-1 path that multiplies
+// the image in place, and Winograd F(2×2,3×3) for 3x3 stride-1 padding-1
+// convolutions with 16 or more channels (odd sizes, tiles hanging over
+// the edges, a last group with fewer images).
 var convCases = []convCase{
 	{name: "single image", batch: 1, inC: 1, h: 5, w: 5, outC: 1, k: 3, stride: 1, pd: 0},
 	{name: "grouped", batch: 3, inC: 2, h: 7, w: 6, outC: 4, k: 3, stride: 1, pd: 1},
@@ -48,6 +50,10 @@ var convCases = []convCase{
 	{name: "same size 5x5 grouped", batch: 3, inC: 2, h: 6, w: 5, outC: 3, k: 5, stride: 1, pd: 2},
 	{name: "same size, channels in blocks", batch: 1, inC: 6, h: 32, w: 32, outC: 2, k: 3, stride: 1, pd: 1},
 	{name: "same size 7x7 on 2x3", batch: 2, inC: 2, h: 2, w: 3, outC: 2, k: 7, stride: 1, pd: 3},
+	{name: "winograd", batch: 1, inC: 16, h: 4, w: 4, outC: 16, k: 3, stride: 1, pd: 1},
+	{name: "winograd odd sizes, last group short", batch: 3, inC: 17, h: 20, w: 19, outC: 18, k: 3, stride: 1, pd: 1},
+	{name: "winograd 1x1 and 3x2 images", batch: 2, inC: 16, h: 1, w: 1, outC: 16, k: 3, stride: 1, pd: 1},
+	{name: "winograd 3x2 image, fewer outputs", batch: 2, inC: 20, h: 3, w: 2, outC: 16, k: 3, stride: 1, pd: 1},
 }
 
 // TestConv2dOpMatchesGorgoniaConv2d builds loss = sum(y ⊙ R) for
@@ -483,4 +489,41 @@ func (c *convCompare) run(tb testing.TB) map[string][]float64 {
 		out[name] = readValue(n.Value())
 	}
 	return out
+}
+
+// BenchmarkConvForwardResNet times the 3x3 stride-1 convolutions of
+// preact-resnet18's four stages at batch 64 (one replica's half of a
+// 128-batch) by Winograd F(2×2,3×3) and by im2col, in float32.
+func BenchmarkConvForwardResNet(b *testing.B) {
+	for _, s := range []struct{ c, hw int }{{64, 32}, {128, 16}, {256, 8}, {512, 4}} {
+		g, _ := newConvGeometry(64, s.c, s.hw, s.hw, s.c, 3, 1, 1)
+		rng := rand.New(rand.NewPCG(1, 2))
+		x := make([]float32, g.batch*g.inC*g.inPlane())
+		w := make([]float32, g.outC*g.colRows())
+		y := make([]float32, g.batch*g.outC*g.outPlane())
+		for i := range x {
+			x[i] = rng.Float32()
+		}
+		for i := range w {
+			w[i] = rng.Float32() - 0.5
+		}
+		flops := 2 * float64(g.batch*g.outC*g.outPlane()*g.colRows())
+		for _, path := range []struct {
+			name string
+			run  func(ws *[]float32)
+		}{
+			{"winograd", func(ws *[]float32) { winogradForward(g, x, w, y, ws, sgemm) }},
+			{"im2col", func(ws *[]float32) { im2colForward(g, x, w, y, ws, sgemm) }},
+		} {
+			b.Run(fmt.Sprintf("%dx%d^2/%s", s.c, s.hw, path.name), func(b *testing.B) {
+				var ws []float32
+				path.run(&ws)
+				b.ResetTimer()
+				for range b.N {
+					path.run(&ws)
+				}
+				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "direct-GFLOP/s")
+			})
+		}
+	}
 }

@@ -68,6 +68,8 @@ func TestTorchCrosscheck(t *testing.T) {
 		{"cnn", Arch{Kind: KindCNN, Input: []int{2, 9, 8}, Classes: 3, Channels: []int{3, 4}, Hidden: []int{6}}},
 		// 33 pixels leave a 5x5 map before avg_pool2d(4), which then reads its top-left 4x4.
 		{"preact-resnet18", Arch{Kind: KindPreActResNet18, Input: []int{2, 33, 33}, Classes: 3, Width: 2}},
+		// Width 8 gives 16 to 64 channels: the 3x3 convolutions of stages 2 to 4 run as Winograd F(2×2,3×3).
+		{"preact-resnet18 w8", Arch{Kind: KindPreActResNet18, Input: []int{3, 26, 26}, Classes: 4, Width: 8}},
 	}
 	dir := t.TempDir()
 	var cases []*crosscheckCase

@@ -1,0 +1,236 @@
+package nn
+
+import (
+	"gonum.org/v1/gonum/blas"
+
+	"github.com/sglr-pipe/sglr-pipe/nn/winograd"
+)
+
+// This file holds the Winograd F(2×2, 3×3) convolution (Lavin & Gray 2016,
+// "Fast Algorithms for Convolutional Neural Networks") that convForward
+// uses for 3×3, stride-1, padding-1 convolutions with enough channels: the
+// bulk of a ResNet's work, forward and (through sameSizeInputGrad, which is
+// itself such a convolution) backward to the input.
+//
+// The output is cut into 2×2 tiles; tile t reads the 4×4 input patch d_t
+// around it. With the transforms
+//
+//	Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]
+//	G  = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]
+//	Aᵀ = [1 1 1 0; 0 1 −1 −1]
+//
+// the tile's output is Aᵀ·[Σ_c (G·w_{o,c}·Gᵀ) ⊙ (Bᵀ·d_{t,c}·B)]·A. For each
+// of the 16 positions ξ of the 4×4 transformed tile, the sum over input
+// channels is one matrix product M_ξ [O, T] = U_ξ [O, C] · V_ξ [C, T] over
+// the T tiles of a group of images, so the 16 products do the work of
+// im2col's single [O, 9C]·[9C, 4T] product with 16/36 of its
+// multiplications. The transforms are additions (and halvings of the
+// kernel), so the results agree with im2col's to float rounding.
+
+// winogradMinChannels is the fewest input and output channels for which
+// convForward takes the Winograd path: with fewer, the 16 products' inner
+// dimension (C) or rows (O) are too short to run at speed, and im2col's
+// single product over 9C wins.
+const winogradMinChannels = 16
+
+// winogradTargetTiles is the fewest tiles (columns of the 16 products) a
+// group of images is given when images are small, so that deep layers with
+// 4×4 planes still multiply matrices of useful width.
+const winogradTargetTiles = 256
+
+// isWinograd reports a convolution convForward runs as Winograd F(2×2,3×3):
+// 3×3 kernel, stride 1, padding 1, at least winogradMinChannels channels in
+// and out.
+func (g convGeometry) isWinograd() bool {
+	return g.k == 3 && g.stride == 1 && g.pad == 1 &&
+		g.inC >= winogradMinChannels && g.outC >= winogradMinChannels
+}
+
+// winogradForward is convForward for a geometry with isWinograd: y
+// [B,O,H,W] = x [B,C,H,W] ⋆ w [O,C,3,3]. ws is grown to
+// g.winogradWorkspaceLen() on first use and reused.
+func winogradForward[E float32 | float64](g convGeometry, x, w, y []E, ws *[]E, gemm gemmFunc[E]) {
+	th, tw := g.winogradTiles()
+	perImage := th * tw
+	nb := g.winogradImagesPerGroup()
+	oc, ic := g.outC, g.inC
+	ldMax := winogradStride(nb * perImage)
+	buf := growWorkspace(ws, g.winogradWorkspaceLen())
+	u, buf := buf[:16*oc*ic], buf[16*oc*ic:]
+	v, buf := buf[:16*ic*ldMax], buf[16*ic*ldMax:]
+	m, rows := buf[:16*oc*ldMax], buf[16*oc*ldMax:]
+
+	winogradKernel(g, w, u)
+	pin, pout := ic*g.inPlane(), oc*g.outPlane()
+	for b0 := 0; b0 < g.batch; b0 += nb {
+		n := min(nb, g.batch-b0)
+		t := n * perImage
+		ld := winogradStride(t)
+		for j := range n {
+			winogradInput(g, x[(b0+j)*pin:(b0+j+1)*pin], v, ld, j*perImage, rows)
+		}
+		for xi := range 16 {
+			gemm(blas.NoTrans, blas.NoTrans, oc, t, ic, 1, u[xi*ic:], 16*ic, v[xi*ld:], 16*ld, 0, m[xi*ld:], 16*ld)
+		}
+		for j := range n {
+			winogradOutput(g, m, ld, j*perImage, y[(b0+j)*pout:(b0+j+1)*pout])
+		}
+	}
+}
+
+// winogradStride is the distance between the 16 rows of one channel's
+// transformed tiles in V and M when a group has t tiles: t rounded up to
+// whole cache lines plus one, so that the 16 rows a tile's values are read
+// from do not fall in the same cache sets (strides of a power of two
+// would, and the transforms would thrash the L1 cache).
+func winogradStride(t int) int { return (t+15)/16*16 + 16 }
+
+// winogradTiles is the number of 2×2 output tiles down and across an
+// image (a last row or column of tiles hangs over an odd edge).
+func (g convGeometry) winogradTiles() (th, tw int) { return (g.outH + 1) / 2, (g.outW + 1) / 2 }
+
+// winogradImagesPerGroup is how many images share the 16 products.
+func (g convGeometry) winogradImagesPerGroup() int {
+	th, tw := g.winogradTiles()
+	return max(1, min(g.batch, winogradTargetTiles/(th*tw)))
+}
+
+// winogradWorkspaceLen is the scratch winogradForward needs: the
+// transformed kernel U [O,16,C], the transformed tiles V [C,16,T] and the
+// products M [O,16,T] of one group (T padded to winogradStride), and four
+// padded rows and a row of zeros for the input transform. Product ξ reads U_ξ, V_ξ and
+// writes M_ξ as strided matrices.
+func (g convGeometry) winogradWorkspaceLen() int {
+	th, tw := g.winogradTiles()
+	ld := winogradStride(g.winogradImagesPerGroup() * th * tw)
+	return 16*g.outC*g.inC + 16*g.inC*ld + 16*g.outC*ld + 4*winogradRowLen(g) + g.inW
+}
+
+// winogradRowLen is the length of a padded row of the input transform:
+// columns −1 to 2·tw, that is one column of zero padding on the left and
+// one or two on the right.
+func winogradRowLen(g convGeometry) int {
+	_, tw := g.winogradTiles()
+	return 2*tw + 2
+}
+
+// winogradKernel writes U_ξ = G·w_{o,c}·Gᵀ for every output channel o and
+// input channel c of w [O,C,3,3] into u [O,16,C].
+func winogradKernel[E float32 | float64](g convGeometry, w, u []E) {
+	oc, ic := g.outC, g.inC
+	for o := range oc {
+		for c := range ic {
+			k := w[(o*ic+c)*9 : (o*ic+c+1)*9]
+			// q = G·k, 4×3, row by row.
+			var q [4][3]E
+			for j := range 3 {
+				k0, k1, k2 := k[j], k[3+j], k[6+j]
+				q[0][j] = k0
+				q[1][j] = (k0 + k1 + k2) / 2
+				q[2][j] = (k0 - k1 + k2) / 2
+				q[3][j] = k2
+			}
+			// U = q·Gᵀ, 4×4.
+			at := o*16*ic + c
+			for i := range 4 {
+				q0, q1, q2 := q[i][0], q[i][1], q[i][2]
+				u[at+(i*4+0)*ic] = q0
+				u[at+(i*4+1)*ic] = (q0 + q1 + q2) / 2
+				u[at+(i*4+2)*ic] = (q0 - q1 + q2) / 2
+				u[at+(i*4+3)*ic] = q2
+			}
+		}
+	}
+}
+
+// winogradInput writes Bᵀ·d·B for every tile d of one image x [C,H,W] into
+// columns t0 to t0+th·tw of v [C,16,ld] (tile (ty,tx) at column
+// t0+ty·tw+tx). rows is scratch of 4·winogradRowLen + W values.
+//
+// For each row of tiles, winograd.Rows combines four whole image rows into
+// the rows of Bᵀ·d (padded with a zero column on the left and one or two on
+// the right), then winograd.Columns combines each row's columns tile by
+// tile.
+func winogradInput[E float32 | float64](g convGeometry, x, v []E, ld, t0 int, rows []E) {
+	th, tw := g.winogradTiles()
+	h, wd, ic := g.inH, g.inW, g.inC
+	rl := winogradRowLen(g)
+	zeros := rows[4*rl : 4*rl+wd]
+	clear(rows[:4*rl+wd])
+	a := [4][]E{rows[:rl], rows[rl : 2*rl], rows[2*rl : 3*rl], rows[3*rl : 4*rl]}
+	for c := range ic {
+		plane := x[c*h*wd : (c+1)*h*wd]
+		for ty := range th {
+			// Image rows 2ty−1 … 2ty+2; those outside the image read zeros.
+			var d [4][]E
+			for i := range d {
+				d[i] = zeros
+				if y := 2*ty - 1 + i; y >= 0 && y < h {
+					d[i] = plane[y*wd : (y+1)*wd]
+				}
+			}
+			// Column x of the image is at index x+1 of a padded row.
+			winograd.Rows(d[0], d[1], d[2], d[3], a[0][1:1+wd], a[1][1:1+wd], a[2][1:1+wd], a[3][1:1+wd])
+			col := t0 + ty*tw
+			for i := range 4 {
+				base := (c*16+i*4)*ld + col
+				winograd.Columns(a[i], v[base:base+tw], v[base+ld:base+ld+tw],
+					v[base+2*ld:base+2*ld+tw], v[base+3*ld:base+3*ld+tw])
+			}
+		}
+	}
+}
+
+// winogradOutput writes Aᵀ·m·A for every tile of one image from columns
+// t0 to t0+th·tw of m [O,16,ld] into y [O,H,W], dropping the outputs of
+// tiles that hang over an odd edge.
+func winogradOutput[E float32 | float64](g convGeometry, m []E, ld, t0 int, y []E) {
+	th, tw := g.winogradTiles()
+	h, wd, oc := g.outH, g.outW, g.outC
+	for o := range oc {
+		plane := y[o*h*wd : (o+1)*h*wd]
+		for ty := range th {
+			at := o*16*ld + t0 + ty*tw
+			row0 := plane[2*ty*wd : (2*ty+1)*wd]
+			if 2*ty+1 < h && wd%2 == 0 {
+				winograd.Output(m[at:], ld, tw, row0, plane[(2*ty+1)*wd:(2*ty+2)*wd])
+				continue
+			}
+			var row1 []E
+			if 2*ty+1 < h {
+				row1 = plane[(2*ty+1)*wd : (2*ty+2)*wd]
+			}
+			winogradOutputEdgeRow(m[at:], ld, tw, row0, row1)
+		}
+	}
+}
+
+// winogradOutputEdgeRow is winograd.Output for a row of tiles that hangs
+// over an odd right or bottom edge (row1 nil below the bottom edge): the
+// outputs outside the image are dropped.
+func winogradOutputEdgeRow[E float32 | float64](m []E, step, tw int, row0, row1 []E) {
+	var s [16][]E
+	for xi := range s {
+		s[xi] = m[xi*step : xi*step+tw]
+	}
+	full := len(row0) / 2
+	for tx := range tw {
+		var p, q [4]E
+		for j := range 4 {
+			m0, m1, m2, m3 := s[j][tx], s[4+j][tx], s[8+j][tx], s[12+j][tx]
+			p[j] = m0 + m1 + m2
+			q[j] = m1 - m2 - m3
+		}
+		x0 := 2 * tx
+		row0[x0] = p[0] + p[1] + p[2]
+		if tx < full {
+			row0[x0+1] = p[1] - p[2] - p[3]
+		}
+		if row1 != nil {
+			row1[x0] = q[0] + q[1] + q[2]
+			if tx < full {
+				row1[x0+1] = q[1] - q[2] - q[3]
+			}
+		}
+	}
+}
