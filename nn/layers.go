@@ -29,6 +29,8 @@ type forwardBuilder struct {
 	// param maps a state_dict name to its node. In Train mode the running
 	// statistics are absent: they are not read by the graph.
 	param map[string]*G.Node
+	// convScratch is the workspace every convolution of the graph shares.
+	convScratch convWorkspace
 }
 
 // batchStats are the statistics one BatchNorm layer computed on one batch in
@@ -206,7 +208,7 @@ func (fb *forwardBuilder) conv(x *G.Node, weightName string, stride, pad int) (*
 	if err != nil {
 		return nil, err
 	}
-	out, err := conv2dForward(x, w, stride, pad)
+	out, err := conv2dForward(x, w, stride, pad, &fb.convScratch)
 	if err != nil {
 		return nil, fmt.Errorf("%s on input %v: %w", weightName, x.Shape(), err)
 	}

@@ -27,8 +27,11 @@ import (
 
 // conv2dForward adds y = conv2d(x, w, stride, padding) to x's graph for x
 // [B,C,H,W] and w [O,C,k,k], and returns y [B,O,Ho,Wo] with
-// Ho = (H + 2·pad − k)/stride + 1 (and Wo alike).
-func conv2dForward(x, w *G.Node, stride, pad int) (*G.Node, error) {
+// Ho = (H + 2·pad − k)/stride + 1 (and Wo alike). The op and its gradient
+// ops take their scratch memory from shared, which every convolution of
+// one graph may share (a graph's ops run one at a time); nil gives the op a
+// workspace of its own.
+func conv2dForward(x, w *G.Node, stride, pad int, shared *convWorkspace) (*G.Node, error) {
 	xs, ws := x.Shape(), w.Shape()
 	if xs.Dims() != 4 || ws.Dims() != 4 || xs[1] != ws[1] || ws[2] != ws[3] {
 		return nil, fmt.Errorf("conv2d: input %v and weight %v do not fit [B,C,H,W] and [O,C,k,k]", xs, ws)
@@ -36,7 +39,7 @@ func conv2dForward(x, w *G.Node, stride, pad int) (*G.Node, error) {
 	if _, ok := newConvGeometry(xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], stride, pad); !ok {
 		return nil, fmt.Errorf("conv2d: kernel %dx%d with stride %d and padding %d does not fit input %v", ws[2], ws[3], stride, pad, xs)
 	}
-	return G.ApplyOp(&conv2dOp{stride: stride, pad: pad}, x, w)
+	return G.ApplyOp(&conv2dOp{stride: stride, pad: pad, ws: shared}, x, w)
 }
 
 // conv2dOp is y = conv2d(x, w) (inputs x [B,C,H,W] and w [O,C,k,k]; output
@@ -46,7 +49,7 @@ type conv2dOp struct {
 	pureGoOp
 	stride, pad int
 	out         reusedOutput
-	ws          convWorkspace
+	ws          *convWorkspace
 }
 
 // Arity is 2: x and w.
@@ -96,9 +99,9 @@ func (op *conv2dOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, err
 		return nil, err
 	}
 	if y.Dtype() == tensor.Float32 {
-		convForward(g, x.Float32s(), w.Float32s(), y.Float32s(), &op.ws.f32, sgemm)
+		convForward(g, x.Float32s(), w.Float32s(), y.Float32s(), &scratch(&op.ws).f32, sgemm)
 	} else {
-		convForward(g, x.Float64s(), w.Float64s(), y.Float64s(), &op.ws.f64, dgemm)
+		convForward(g, x.Float64s(), w.Float64s(), y.Float64s(), &scratch(&op.ws).f64, dgemm)
 	}
 	return y, nil
 }
@@ -117,11 +120,11 @@ func (op *conv2dOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 	if xs.Dims() != 4 || ws.Dims() != 4 {
 		return nil, fmt.Errorf("%v: input %v and weight %v are not both 4-D", op, xs, ws)
 	}
-	dx, err := G.ApplyOp(&conv2dInputGradOp{stride: op.stride, pad: op.pad, inH: xs[2], inW: xs[3]}, grad, w)
+	dx, err := G.ApplyOp(&conv2dInputGradOp{stride: op.stride, pad: op.pad, inH: xs[2], inW: xs[3], ws: op.ws}, grad, w)
 	if err != nil {
 		return nil, fmt.Errorf("%v: input gradient: %w", op, err)
 	}
-	dw, err := G.ApplyOp(&conv2dWeightGradOp{stride: op.stride, pad: op.pad, k: ws[2]}, grad, x)
+	dw, err := G.ApplyOp(&conv2dWeightGradOp{stride: op.stride, pad: op.pad, k: ws[2], ws: op.ws}, grad, x)
 	if err != nil {
 		return nil, fmt.Errorf("%v: weight gradient: %w", op, err)
 	}
@@ -161,7 +164,7 @@ type conv2dInputGradOp struct {
 	stride, pad int
 	inH, inW    int
 	out         reusedOutput
-	ws          convWorkspace
+	ws          *convWorkspace
 }
 
 // Arity is 2: g and w.
@@ -211,9 +214,9 @@ func (op *conv2dInputGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.V
 		return nil, err
 	}
 	if dx.Dtype() == tensor.Float32 {
-		convInputGrad(g, gy.Float32s(), w.Float32s(), dx.Float32s(), &op.ws.f32, sgemm)
+		convInputGrad(g, gy.Float32s(), w.Float32s(), dx.Float32s(), &scratch(&op.ws).f32, sgemm)
 	} else {
-		convInputGrad(g, gy.Float64s(), w.Float64s(), dx.Float64s(), &op.ws.f64, dgemm)
+		convInputGrad(g, gy.Float64s(), w.Float64s(), dx.Float64s(), &scratch(&op.ws).f64, dgemm)
 	}
 	return dx, nil
 }
@@ -248,7 +251,7 @@ type conv2dWeightGradOp struct {
 	pureGoOp
 	stride, pad, k int
 	out            reusedOutput
-	ws             convWorkspace
+	ws             *convWorkspace
 }
 
 // Arity is 2: g and x.
@@ -298,9 +301,9 @@ func (op *conv2dWeightGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.
 		return nil, err
 	}
 	if dw.Dtype() == tensor.Float32 {
-		convWeightGrad(g, gy.Float32s(), x.Float32s(), dw.Float32s(), &op.ws.f32, sgemm)
+		convWeightGrad(g, gy.Float32s(), x.Float32s(), dw.Float32s(), &scratch(&op.ws).f32, sgemm)
 	} else {
-		convWeightGrad(g, gy.Float64s(), x.Float64s(), dw.Float64s(), &op.ws.f64, dgemm)
+		convWeightGrad(g, gy.Float64s(), x.Float64s(), dw.Float64s(), &scratch(&op.ws).f64, dgemm)
 	}
 	return dw, nil
 }
@@ -326,11 +329,22 @@ func (op *conv2dWeightGradOp) geometry(gs, xs tensor.Shape) (convGeometry, error
 	return g, nil
 }
 
-// convWorkspace is an op's scratch memory, grown on first use and reused;
-// one slice per dtype, since an op runs in one graph of one dtype.
+// convWorkspace is scratch memory of the convolution ops, grown on first
+// use and reused: one per graph, shared by its convolutions, which run one
+// at a time, so that a ResNet keeps one largest workspace instead of one
+// per layer and direction. One slice per dtype; a graph has one dtype.
 type convWorkspace struct {
 	f32 []float32
 	f64 []float64
+}
+
+// scratch is *ws, created on first use for an op built without a shared
+// workspace.
+func scratch(ws **convWorkspace) *convWorkspace {
+	if *ws == nil {
+		*ws = new(convWorkspace)
+	}
+	return *ws
 }
 
 // denseTensor4Inputs checks that an op got two dense, contiguous 4-D

@@ -225,7 +225,7 @@ func TestConv2dForwardRejectsBadShapes(t *testing.T) {
 			node := func(name string, shape []int) *G.Node {
 				return G.NewTensor(g, tensor.Float64, len(shape), G.WithShape(shape...), G.WithName(name))
 			}
-			_, err := conv2dForward(node("x", tc.x), node("w", tc.w), tc.stride, tc.pad)
+			_, err := conv2dForward(node("x", tc.x), node("w", tc.w), tc.stride, tc.pad, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.wantSubstr) {
 				t.Fatalf("conv2dForward(x %v, w %v, stride %d, pad %d) error %v, want one containing %q", tc.x, tc.w, tc.stride, tc.pad, err, tc.wantSubstr)
 			}
@@ -404,7 +404,7 @@ func newConvCompare(tb testing.TB, cc convCase, dt tensor.Dtype, sharedWeight, u
 		var y *G.Node
 		var err error
 		if useOp {
-			y, err = conv2dForward(x, w, cc.stride, cc.pd)
+			y, err = conv2dForward(x, w, cc.stride, cc.pd, nil)
 		} else {
 			y, err = G.Conv2d(x, w, tensor.Shape{cc.k, cc.k}, []int{cc.pd, cc.pd}, []int{cc.stride, cc.stride}, []int{1, 1})
 		}
