@@ -87,7 +87,7 @@ func winogradStride(t int) int { return (t+15)/16*16 + 16 }
 
 // winogradTiles is the number of 2×2 output tiles down and across an
 // image (a last row or column of tiles hangs over an odd edge).
-func (g convGeometry) winogradTiles() (th, tw int) { return (g.outH + 1) / 2, (g.outW + 1) / 2 }
+func (g convGeometry) winogradTiles() (th, tw int) { return winograd.Tiles(g.outH, g.outW) }
 
 // winogradImagesPerGroup is how many images share the 16 products.
 func (g convGeometry) winogradImagesPerGroup() int {
@@ -103,15 +103,7 @@ func (g convGeometry) winogradImagesPerGroup() int {
 func (g convGeometry) winogradWorkspaceLen() int {
 	th, tw := g.winogradTiles()
 	ld := winogradStride(g.winogradImagesPerGroup() * th * tw)
-	return 16*g.outC*g.inC + 16*g.inC*ld + 16*g.outC*ld + 4*winogradRowLen(g) + g.inW
-}
-
-// winogradRowLen is the length of a padded row of the input transform:
-// columns −1 to 2·tw, that is one column of zero padding on the left and
-// one or two on the right.
-func winogradRowLen(g convGeometry) int {
-	_, tw := g.winogradTiles()
-	return 2*tw + 2
+	return 16*g.outC*g.inC + 16*g.inC*ld + 16*g.outC*ld + winograd.ScratchLen(g.inW)
 }
 
 // winogradKernel writes U_ξ = G·w_{o,c}·Gᵀ for every output channel o and
@@ -145,92 +137,21 @@ func winogradKernel[E float32 | float64](g convGeometry, w, u []E) {
 
 // winogradInput writes Bᵀ·d·B for every tile d of one image x [C,H,W] into
 // columns t0 to t0+th·tw of v [C,16,ld] (tile (ty,tx) at column
-// t0+ty·tw+tx). rows is scratch of 4·winogradRowLen + W values.
-//
-// For each row of tiles, winograd.Rows combines four whole image rows into
-// the rows of Bᵀ·d (padded with a zero column on the left and one or two on
-// the right), then winograd.Columns combines each row's columns tile by
-// tile.
+// t0+ty·tw+tx), channel by channel with winograd.InputPlane. rows is its
+// scratch.
 func winogradInput[E float32 | float64](g convGeometry, x, v []E, ld, t0 int, rows []E) {
-	th, tw := g.winogradTiles()
-	h, wd, ic := g.inH, g.inW, g.inC
-	rl := winogradRowLen(g)
-	zeros := rows[4*rl : 4*rl+wd]
-	clear(rows[:4*rl+wd])
-	a := [4][]E{rows[:rl], rows[rl : 2*rl], rows[2*rl : 3*rl], rows[3*rl : 4*rl]}
-	for c := range ic {
-		plane := x[c*h*wd : (c+1)*h*wd]
-		for ty := range th {
-			// Image rows 2ty−1 … 2ty+2; those outside the image read zeros.
-			var d [4][]E
-			for i := range d {
-				d[i] = zeros
-				if y := 2*ty - 1 + i; y >= 0 && y < h {
-					d[i] = plane[y*wd : (y+1)*wd]
-				}
-			}
-			// Column x of the image is at index x+1 of a padded row.
-			winograd.Rows(d[0], d[1], d[2], d[3], a[0][1:1+wd], a[1][1:1+wd], a[2][1:1+wd], a[3][1:1+wd])
-			col := t0 + ty*tw
-			for i := range 4 {
-				base := (c*16+i*4)*ld + col
-				winograd.Columns(a[i], v[base:base+tw], v[base+ld:base+ld+tw],
-					v[base+2*ld:base+2*ld+tw], v[base+3*ld:base+3*ld+tw])
-			}
-		}
+	h, wd := g.inH, g.inW
+	for c := range g.inC {
+		winograd.InputPlane(x[c*h*wd:(c+1)*h*wd], h, wd, v[c*16*ld+t0:], ld, rows)
 	}
 }
 
 // winogradOutput writes Aᵀ·m·A for every tile of one image from columns
-// t0 to t0+th·tw of m [O,16,ld] into y [O,H,W], dropping the outputs of
-// tiles that hang over an odd edge.
+// t0 to t0+th·tw of m [O,16,ld] into y [O,H,W], channel by channel with
+// winograd.OutputPlane.
 func winogradOutput[E float32 | float64](g convGeometry, m []E, ld, t0 int, y []E) {
-	th, tw := g.winogradTiles()
-	h, wd, oc := g.outH, g.outW, g.outC
-	for o := range oc {
-		plane := y[o*h*wd : (o+1)*h*wd]
-		for ty := range th {
-			at := o*16*ld + t0 + ty*tw
-			row0 := plane[2*ty*wd : (2*ty+1)*wd]
-			if 2*ty+1 < h && wd%2 == 0 {
-				winograd.Output(m[at:], ld, tw, row0, plane[(2*ty+1)*wd:(2*ty+2)*wd])
-				continue
-			}
-			var row1 []E
-			if 2*ty+1 < h {
-				row1 = plane[(2*ty+1)*wd : (2*ty+2)*wd]
-			}
-			winogradOutputEdgeRow(m[at:], ld, tw, row0, row1)
-		}
-	}
-}
-
-// winogradOutputEdgeRow is winograd.Output for a row of tiles that hangs
-// over an odd right or bottom edge (row1 nil below the bottom edge): the
-// outputs outside the image are dropped.
-func winogradOutputEdgeRow[E float32 | float64](m []E, step, tw int, row0, row1 []E) {
-	var s [16][]E
-	for xi := range s {
-		s[xi] = m[xi*step : xi*step+tw]
-	}
-	full := len(row0) / 2
-	for tx := range tw {
-		var p, q [4]E
-		for j := range 4 {
-			m0, m1, m2, m3 := s[j][tx], s[4+j][tx], s[8+j][tx], s[12+j][tx]
-			p[j] = m0 + m1 + m2
-			q[j] = m1 - m2 - m3
-		}
-		x0 := 2 * tx
-		row0[x0] = p[0] + p[1] + p[2]
-		if tx < full {
-			row0[x0+1] = p[1] - p[2] - p[3]
-		}
-		if row1 != nil {
-			row1[x0] = q[0] + q[1] + q[2]
-			if tx < full {
-				row1[x0+1] = q[1] - q[2] - q[3]
-			}
-		}
+	h, wd := g.outH, g.outW
+	for o := range g.outC {
+		winograd.OutputPlane(m[o*16*ld+t0:], ld, h, wd, y[o*h*wd:(o+1)*h*wd])
 	}
 }

@@ -166,3 +166,67 @@ func BenchmarkTransforms(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/tile")
 	})
 }
+
+// TestPlanesMatchMatrixProducts checks InputPlane and OutputPlane on whole
+// images of odd and even sizes against Bᵀ·d·B of the zero-padded patches
+// and Aᵀ·m·A, with and without the assembly.
+func TestPlanesMatchMatrixProducts(t *testing.T) {
+	for _, size := range [][2]int{{1, 1}, {2, 3}, {4, 4}, {5, 7}, {8, 8}, {16, 17}, {17, 32}, {32, 32}} {
+		for _, asm := range []bool{false, true} {
+			if asm && !useAVX2 {
+				continue
+			}
+			h, w := size[0], size[1]
+			t.Run(fmt.Sprintf("%dx%d asm %v", h, w, asm), func(t *testing.T) {
+				defer func(saved bool) { useAVX2 = saved }(useAVX2)
+				useAVX2 = asm
+				rng := rand.New(rand.NewPCG(11, uint64(h*100+w)))
+				th, tw := Tiles(h, w)
+				ld := th*tw + 5
+				plane := randomRows[float32](rng, 1, h*w)[0]
+				v := randomRows[float32](rng, 1, 16*ld)[0]
+				InputPlane(plane, h, w, v, ld, randomRows[float32](rng, 1, ScratchLen(w))[0])
+				pixel := func(y, x int) float64 {
+					if y < 0 || y >= h || x < 0 || x >= w {
+						return 0
+					}
+					return float64(plane[y*w+x])
+				}
+				for ty := range th {
+					for tx := range tw {
+						for i := range 4 {
+							for j := range 4 {
+								want := 0.0
+								for r := range 4 {
+									for c := range 4 {
+										want += bT[i][r] * pixel(2*ty-1+r, 2*tx-1+c) * bT[j][c]
+									}
+								}
+								if got := float64(v[(4*i+j)*ld+ty*tw+tx]); math.Abs(got-want) > 1e-5 {
+									t.Fatalf("input tile (%d,%d) value (%d,%d) = %v, Bᵀ·d·B gives %v", ty, tx, i, j, got, want)
+								}
+							}
+						}
+					}
+				}
+				m := randomRows[float32](rng, 1, 16*ld)[0]
+				y := randomRows[float32](rng, 1, h*w)[0]
+				OutputPlane(m, ld, h, w, y)
+				for oy := range h {
+					for ox := range w {
+						ty, tx, i, j := oy/2, ox/2, oy%2, ox%2
+						want := 0.0
+						for r := range 4 {
+							for c := range 4 {
+								want += aT[i][r] * float64(m[(4*r+c)*ld+ty*tw+tx]) * aT[j][c]
+							}
+						}
+						if got := float64(y[oy*w+ox]); math.Abs(got-want) > 1e-5 {
+							t.Fatalf("output (%d,%d) = %v, Aᵀ·m·A gives %v", oy, ox, got, want)
+						}
+					}
+				}
+			})
+		}
+	}
+}
