@@ -512,19 +512,28 @@ type countedModel struct {
 	c *passCounts
 }
 
-func (m *countedModel) Classes() int      { return m.e.Classes() }
-func (m *countedModel) InputSize() int    { return m.e.InputSize() }
+// Classes is the Evaluator's.
+func (m *countedModel) Classes() int { return m.e.Classes() }
+
+// InputSize is the Evaluator's.
+func (m *countedModel) InputSize() int { return m.e.InputSize() }
+
+// InputShape is the Evaluator's, so that Square places its squares alike.
 func (m *countedModel) InputShape() []int { return m.e.InputShape() }
+
+// Logits counts the call and forwards it.
 
 func (m *countedModel) Logits(x []float32, n int, out []float32) error {
 	m.c.logits++
 	return m.e.Logits(x, n, out)
 }
 
+// InputGrad forwards the call (uncounted: no attack here uses it).
 func (m *countedModel) InputGrad(x []float32, n int, target, grad []float32) (float64, error) {
 	return m.e.InputGrad(x, n, target, grad)
 }
 
+// LogitsVJP counts the call and forwards it.
 func (m *countedModel) LogitsVJP(x []float32, n int, upstream, grad []float32) error {
 	m.c.vjp++
 	return m.e.LogitsVJP(x, n, upstream, grad)
@@ -533,7 +542,50 @@ func (m *countedModel) LogitsVJP(x []float32, n int, upstream, grad []float32) e
 // countedLossGrader is countedModel with the Evaluator's LossGrad, counted.
 type countedLossGrader struct{ countedModel }
 
+// LossGrad counts the call and forwards it.
 func (m *countedLossGrader) LossGrad(x []float32, n int, loss RowLoss, logits []float32, losses []float64, grad []float32) error {
 	m.c.lossGrad++
 	return m.e.LossGrad(x, n, loss, logits, losses, grad)
+}
+
+// BenchmarkEvalLossGrad times one loss gradient of the evaluation attacks
+// (evalBuffers.lossGrad, the targeted DLR loss of APGD-T) on an Evaluator
+// over the quickstart MLP 784-128-128-10 for 456 points (what FAB-T and
+// APGD-T attack in bench/autoattack.sh), batch 256 on 2 workers, through
+// LossGrad and through the two-pass fallback.
+//
+//	go test ./nn/ -run '^$' -bench EvalLossGrad -count 5
+func BenchmarkEvalLossGrad(b *testing.B) {
+	arch := Arch{Kind: KindMLP, Input: []int{1, 28, 28}, Classes: 10, Hidden: []int{128, 128}}
+	w, err := Init(arch, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := NewEvaluator(w, 256, 2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 456
+	d, k := arch.InputSize(), arch.Classes
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, n*d)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	order := make([]int, k)
+	loss := RowLoss(func(i int, z, up []float32) float64 { return dlrTargetedRow(z, i%k, (i+1)%k, up, order) })
+	for _, bc := range []struct {
+		name string
+		m    GradModel
+	}{{"one-pass", e}, {"two-pass", twoPassModel{e}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var buf evalBuffers
+			buf.size(n, d, k)
+			for b.Loop() {
+				if err := buf.lossGrad(bc.m, x, n, d, k, loss); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
