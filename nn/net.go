@@ -158,7 +158,7 @@ func NewNet(w *Weights, batch int, purpose Purpose, opts NetOptions) (*Net, erro
 		}
 	case PurposeVJP, PurposeLossGrad:
 		if opts.Mode != Eval {
-			return nil, fmt.Errorf("new %s net: vector-Jacobian products are computed in Eval mode only", purpose)
+			return nil, fmt.Errorf("new %s net: gradients of losses of the logits are computed in Eval mode only", purpose)
 		}
 	default:
 		return nil, fmt.Errorf("new net: unknown purpose %d", purpose)
