@@ -356,7 +356,7 @@ func (r *apgdRun) moveSample(i int, momentum float64) {
 // evaluate computes the loss and its input gradient at r.xa into
 // r.lossLast and r.grad, keeping the logits in r.buf.logits.
 func (r *apgdRun) evaluate(na int) error {
-	var loss rowLoss
+	var loss RowLoss
 	switch r.cfg.Loss {
 	case APGDCE:
 		loss = func(i int, z, up []float32) float64 { return ceRow(z, int(r.y[i]), up) }

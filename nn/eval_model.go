@@ -43,14 +43,30 @@ func (b *evalBuffers) size(na, d, k int) {
 	b.loss = grow(b.loss, na)
 }
 
-// rowLoss computes the loss of sample i from its logits z and writes
-// dLoss/dz into up (len K, zeroed by the caller).
-type rowLoss func(i int, z, up []float32) float64
-
 // lossGrad evaluates the na samples x at once: logits into b.logits, the
 // per-sample loss into b.loss and its input gradient into b.grad, with one
-// Logits and one LogitsVJP call for the whole set.
-func (b *evalBuffers) lossGrad(m GradModel, x []float32, na, d, k int, loss rowLoss) error {
+// LossGrad call for the whole set when m is a LossGrader, else one Logits
+// and one LogitsVJP call.
+func (b *evalBuffers) lossGrad(m GradModel, x []float32, na, d, k int, loss RowLoss) error {
+	if lg, ok := m.(LossGrader); ok {
+		if err := lg.LossGrad(x, na, loss, b.logits[:na*k], b.loss[:na], b.grad[:na*d]); err != nil {
+			return fmt.Errorf("loss gradient of %d samples: %w", na, err)
+		}
+	} else if err := b.twoPassLossGrad(m, x, na, k, loss); err != nil {
+		return err
+	}
+	for j, g := range b.grad {
+		if g != g {
+			return fmt.Errorf("%w at sample %d, feature %d", ErrNaNGradient, j/d, j%d)
+		}
+	}
+	return nil
+}
+
+// twoPassLossGrad is lossGrad for a model that is not a LossGrader: the
+// logits, then the loss in Go, then the vector-Jacobian product of its
+// upstream (a second forward pass and the backward pass).
+func (b *evalBuffers) twoPassLossGrad(m GradModel, x []float32, na, k int, loss RowLoss) error {
 	if err := m.Logits(x, na, b.logits); err != nil {
 		return fmt.Errorf("logits of %d samples: %w", na, err)
 	}
@@ -60,11 +76,6 @@ func (b *evalBuffers) lossGrad(m GradModel, x []float32, na, d, k int, loss rowL
 	}
 	if err := m.LogitsVJP(x, na, b.up, b.grad); err != nil {
 		return fmt.Errorf("logits vector-Jacobian product of %d samples: %w", na, err)
-	}
-	for j, g := range b.grad {
-		if g != g {
-			return fmt.Errorf("%w at sample %d, feature %d", ErrNaNGradient, j/d, j%d)
-		}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -46,6 +47,9 @@ type Evaluator struct {
 	batch   int
 	workers []*evalWorker
 	losses  []float64 // per-chunk losses of the current InputGrad call
+	// lossMu serialises the RowLoss calls of a LossGrad call's chunks, which
+	// run on several workers at once.
+	lossMu sync.Mutex
 }
 
 // chunkGrain is the granularity of chunk sizes below the batch size: the
@@ -232,6 +236,45 @@ func (e *Evaluator) LogitsVJP(x []float32, n int, upstream []float32, grad []flo
 	})
 }
 
+// LossGrad runs the n samples x (n*InputSize) once: it writes their
+// Eval-mode logits into logits (n*Classes), calls loss on every sample i
+// (one call at a time, in no fixed order), storing its result in losses[i]
+// (n values), and writes J(x)ᵀ·up into grad (n*InputSize), up the
+// dLoss/dlogits the calls wrote. It computes what Logits followed by
+// LogitsVJP computes, with the same bits, in one forward pass instead of
+// two; the evaluation attacks call it once per iteration.
+func (e *Evaluator) LossGrad(x []float32, n int, loss RowLoss, logits []float32, losses []float64, grad []float32) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d, k := e.InputSize(), e.Classes()
+	if err := e.checkSizes(n, map[string][2]int{"x": {len(x), n * d}, "logits": {len(logits), n * k}, "losses": {len(losses), n}, "grad": {len(grad), n * d}}); err != nil {
+		return fmt.Errorf("evaluator loss gradient: %w", err)
+	}
+	if loss == nil {
+		return errors.New("evaluator loss gradient: loss is nil")
+	}
+	return e.forChunks(n, func(wk *evalWorker, chunk, lo, hi, rows int) error {
+		net, err := e.net(wk, PurposeLossGrad, rows)
+		if err != nil {
+			return err
+		}
+		call := lossCall[float32]{loss: loss, first: lo, rows: hi - lo, losses: losses, mu: &e.lossMu}
+		if hi-lo == rows {
+			return netLossGrad(net, x[lo*d:hi*d], call, logits[lo*k:hi*k], grad[lo*d:hi*d])
+		}
+		wk.pad(e.batch, d, k)
+		padX, padOut, padGrad := wk.padX[:rows*d], wk.padOut[:rows*k], wk.padGrad[:rows*d]
+		copy(padX, x[lo*d:hi*d])
+		clear(padX[(hi-lo)*d:])
+		if err := netLossGrad(net, padX, call, padOut, padGrad); err != nil {
+			return err
+		}
+		copy(logits[lo*k:hi*k], padOut)
+		copy(grad[lo*d:hi*d], padGrad)
+		return nil
+	})
+}
+
 // forChunks runs do for every chunk [lo,hi) of the n samples (see
 // chunking), chunk c on worker c mod workers, workers in parallel; rows is
 // the row count of the Net the chunk runs on (hi−lo rounded up to
@@ -280,7 +323,7 @@ func (e *Evaluator) chunking(n int) (size, chunks int) {
 // worker already keeps maxChunkNets) and carrying the current weights.
 func (e *Evaluator) net(wk *evalWorker, purpose Purpose, rows int) (*Net, error) {
 	switch purpose {
-	case PurposeLogits, PurposeInputGrad, PurposeVJP:
+	case PurposeLogits, PurposeInputGrad, PurposeVJP, PurposeLossGrad:
 	default:
 		return nil, fmt.Errorf("evaluator: no %s nets", purpose)
 	}
@@ -325,7 +368,7 @@ func (e *Evaluator) checkSizes(n int, sizes map[string][2]int) error {
 	if n < 0 {
 		return fmt.Errorf("negative sample count %d", n)
 	}
-	for _, name := range []string{"x", "target", "upstream", "out", "grad"} {
+	for _, name := range []string{"x", "target", "upstream", "out", "logits", "losses", "grad"} {
 		if s, ok := sizes[name]; ok && s[0] != s[1] {
 			return fmt.Errorf("%s has %d values, want %d for %d samples", name, s[0], s[1], n)
 		}
@@ -369,5 +412,6 @@ func sameLayout(a, b *Weights) bool {
 // The Evaluator is what the evaluation attacks run on.
 var (
 	_ GradModel   = (*Evaluator)(nil)
+	_ LossGrader  = (*Evaluator)(nil)
 	_ InputShaper = (*Evaluator)(nil)
 )

@@ -96,6 +96,7 @@ func (c FAB) Run(m GradModel, x []float32, labels []int32, n int, rng *rand.Rand
 	}
 	best := make([]float32, n*d) // closest point found per sample
 	run := &fabRun{cfg: c, m: m, d: d, k: k, rng: rng}
+	run.margin = run.targetMargin
 	order := make([]int, k)
 	active := slices.Clone(robust)
 	for rank := 1; rank <= min(c.Targets, k-1); rank++ {
@@ -156,6 +157,7 @@ type fabRun struct {
 	res                 []float64   // na: distance of adv, +Inf when none
 	proj                []roomEntry // per-worker projection scratch
 	buf                 evalBuffers
+	margin              RowLoss // targetMargin, bound once
 }
 
 // roomEntry is one coordinate of an L∞ hyperplane projection: how far it
@@ -185,28 +187,38 @@ func (r *fabRun) single(na int, randomStart bool) error {
 	for i := range na {
 		r.res[i] = math.Inf(1)
 	}
-	fresh := false // whether r.buf.logits hold the logits at r.x1
+	_, fused := r.m.(LossGrader)
+	// Whether r.buf.logits and r.buf.grad hold the logits and the gradient
+	// of z_t − z_y at r.x1, and whether the last check pulled a sample back.
+	logitsAt, gradAt, pulledBack := false, false, true
 	for it := range c.Steps {
-		if !fresh {
-			if err := r.m.Logits(r.x1, na, r.buf.logits); err != nil {
-				return fmt.Errorf("iteration %d: logits: %w", it+1, err)
+		if !gradAt {
+			if err := r.gradient(na, logitsAt); err != nil {
+				return fmt.Errorf("iteration %d: %w", it+1, err)
 			}
-		}
-		clear(r.buf.up)
-		for i := range na {
-			r.buf.up[i*k+int(r.target[i])] += 1
-			r.buf.up[i*k+int(r.y[i])] -= 1
-		}
-		if err := r.m.LogitsVJP(r.x1, na, r.buf.up, r.buf.grad); err != nil {
-			return fmt.Errorf("iteration %d: logits vector-Jacobian product: %w", it+1, err)
 		}
 		if err := r.stepAll(na); err != nil {
 			return fmt.Errorf("iteration %d: %w", it+1, err)
 		}
-		if err := r.m.Logits(r.x1, na, r.buf.logits); err != nil {
-			return fmt.Errorf("iteration %d: logits: %w", it+1, err)
+		// Check the new iterate. Its logits alone suffice when a sample is
+		// pulled back below (the gradient is then taken after the pull), but
+		// when none is, the next iteration needs the gradient here too: a
+		// LossGrader computes both in one pass. Whether a sample will be
+		// pulled back is not known yet; the last check's outcome predicts it
+		// (runs of either kind are long). Either choice computes the same
+		// values at the same points, so the results do not depend on it.
+		if fused && !pulledBack && it+1 < c.Steps {
+			if err := r.gradient(na, false); err != nil {
+				return fmt.Errorf("iteration %d: %w", it+1, err)
+			}
+			gradAt = true
+		} else {
+			if err := r.m.Logits(r.x1, na, r.buf.logits); err != nil {
+				return fmt.Errorf("iteration %d: logits: %w", it+1, err)
+			}
+			gradAt = false
 		}
-		fresh = true
+		logitsAt, pulledBack = true, false
 		for i := range na {
 			if argmax(r.buf.logits[i*k:(i+1)*k]) == int(r.y[i]) {
 				continue
@@ -224,10 +236,48 @@ func (r *fabRun) single(na int, randomStart bool) error {
 			for j, v := range rows {
 				rows[j] = float32(float64(base[j]) + c.Beta*(float64(v)-float64(base[j])))
 			}
-			fresh = false
+			pulledBack = true
+		}
+		if pulledBack {
+			logitsAt, gradAt = false, false
 		}
 	}
 	return nil
+}
+
+// gradient writes the logits at r.x1 and the gradient of z_t − z_y there
+// into r.buf: one LossGrad pass for a LossGrader, else LogitsVJP after
+// Logits (skipped when logitsAt says r.buf.logits hold them already).
+func (r *fabRun) gradient(na int, logitsAt bool) error {
+	k := r.k
+	if lg, ok := r.m.(LossGrader); ok {
+		if err := lg.LossGrad(r.x1, na, r.margin, r.buf.logits, r.buf.loss, r.buf.grad); err != nil {
+			return fmt.Errorf("loss gradient: %w", err)
+		}
+		return nil
+	}
+	if !logitsAt {
+		if err := r.m.Logits(r.x1, na, r.buf.logits); err != nil {
+			return fmt.Errorf("logits: %w", err)
+		}
+	}
+	clear(r.buf.up)
+	for i := range na {
+		r.margin(i, r.buf.logits[i*k:(i+1)*k], r.buf.up[i*k:(i+1)*k])
+	}
+	if err := r.m.LogitsVJP(r.x1, na, r.buf.up, r.buf.grad); err != nil {
+		return fmt.Errorf("logits vector-Jacobian product: %w", err)
+	}
+	return nil
+}
+
+// targetMargin is the decision function z_t − z_y of sample i that FAB
+// linearises; up receives its gradient e_t − e_y.
+func (r *fabRun) targetMargin(i int, z, up []float32) float64 {
+	t, y := r.target[i], r.y[i]
+	up[t]++
+	up[y]--
+	return float64(z[t]) - float64(z[y])
 }
 
 // stepAll applies the FAB update to the na samples, split over the cores

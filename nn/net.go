@@ -32,6 +32,11 @@ const (
 	// is J(x)ᵀ·U. The evaluation attacks (CW, DLR, FAB) differentiate their
 	// own losses of the logits through it. Eval mode only.
 	PurposeVJP
+	// PurposeLossGrad computes the logits, a loss of them computed in Go
+	// during the run (Net.LossGrad's RowLoss, summed over the batch) and its
+	// gradient with respect to the input: what Logits followed by LogitsVJP
+	// compute, with one forward pass instead of two. Eval mode only.
+	PurposeLossGrad
 )
 
 // String names the purpose for error messages.
@@ -47,6 +52,8 @@ func (p Purpose) String() string {
 		return "train-trades"
 	case PurposeVJP:
 		return "vjp"
+	case PurposeLossGrad:
+		return "loss-grad"
 	default:
 		return fmt.Sprintf("purpose(%d)", int(p))
 	}
@@ -99,6 +106,8 @@ type Net struct {
 	// upstream is the dLoss/dlogits input of a PurposeVJP net.
 	upstream  *G.Node
 	upstreamT *tensor.Dense
+	// lossHook binds the Go loss of a PurposeLossGrad net to each run.
+	lossHook *logitsLoss
 
 	logits *G.Node
 	loss   *G.Node
@@ -147,9 +156,9 @@ func NewNet(w *Weights, batch int, purpose Purpose, opts NetOptions) (*Net, erro
 		if opts.Loss != LossSoftCE {
 			return nil, fmt.Errorf("new %s net: unknown loss kind %d", purpose, opts.Loss)
 		}
-	case PurposeVJP:
+	case PurposeVJP, PurposeLossGrad:
 		if opts.Mode != Eval {
-			return nil, fmt.Errorf("new %s net: vector-Jacobian products are computed in Eval mode only", purpose)
+			return nil, fmt.Errorf("new %s net: gradients of losses of the logits are computed in Eval mode only", purpose)
 		}
 	default:
 		return nil, fmt.Errorf("new net: unknown purpose %d", purpose)
@@ -224,6 +233,20 @@ func (n *Net) InputGrad(x, target, grad []float32) (float64, error) {
 // i's own product. It needs a PurposeVJP net.
 func (n *Net) LogitsVJP(x, upstream, grad []float32) error {
 	return netLogitsVJP(n, x, upstream, grad)
+}
+
+// LossGrad runs x (Batch()*InputSize() values) once in Eval mode: it
+// writes the logits into logits (Batch()*Classes() values), calls loss on
+// every sample i in turn, storing its result in losses[i] (Batch() values),
+// and writes J(x)ᵀ·up into grad (Batch()*InputSize() values), up the
+// dLoss/dlogits the calls wrote. It computes what Logits followed by
+// LogitsVJP with that upstream compute, with the forward pass run once. It
+// needs a PurposeLossGrad net.
+func (n *Net) LossGrad(x []float32, loss RowLoss, logits []float32, losses []float64, grad []float32) error {
+	if len(losses) != n.batch {
+		return fmt.Errorf("%s net (batch %d): losses has %d values, want %d", n.purpose, n.batch, len(losses), n.batch)
+	}
+	return netLossGrad(n, x, lossCall[float32]{loss: loss, rows: n.batch, losses: losses}, logits, grad)
 }
 
 // TrainStep computes mean_i softCE(f(x_i), target_i) and the gradients of
@@ -365,6 +388,17 @@ func (n *Net) build() error {
 		grads, err := G.Grad(n.loss, n.x)
 		if err != nil {
 			return fmt.Errorf("logits vector-Jacobian product: %w", err)
+		}
+		n.xGrad = grads[0]
+		watch = append(watch, n.xGrad)
+	case PurposeLossGrad:
+		n.lossHook = &logitsLoss{upstream: tensor.New(tensor.WithShape(n.batch, k), tensor.Of(dt))}
+		if n.loss, err = G.ApplyOp(&logitsLossOp{hook: n.lossHook}, clean.logits); err != nil {
+			return fmt.Errorf("loss of the logits: %w", err)
+		}
+		grads, err := G.Grad(n.loss, n.x)
+		if err != nil {
+			return fmt.Errorf("loss input gradient: %w", err)
 		}
 		n.xGrad = grads[0]
 		watch = append(watch, n.xGrad)

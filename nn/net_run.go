@@ -73,6 +73,38 @@ func netLogitsVJP[T float](n *Net, x, upstream, grad []T) error {
 	return nil
 }
 
+func netLossGrad[T float](n *Net, x []T, call lossCall[T], logits, grad []T) error {
+	if n.purpose != PurposeLossGrad {
+		return fmt.Errorf("LossGrad needs a %s net, this one is %s", PurposeLossGrad, n.purpose)
+	}
+	if call.loss == nil {
+		return fmt.Errorf("%s net: loss is nil", n.purpose)
+	}
+	if err := n.checkLen("x", len(x), n.batch*n.arch.InputSize()); err != nil {
+		return err
+	}
+	if err := n.checkLen("logits", len(logits), n.batch*n.arch.Classes); err != nil {
+		return err
+	}
+	if err := n.checkLen("grad", len(grad), n.batch*n.arch.InputSize()); err != nil {
+		return err
+	}
+	if call.first < 0 || call.rows < 0 || call.rows > n.batch || call.first+call.rows > len(call.losses) {
+		return fmt.Errorf("%s net (batch %d): samples [%d,%d) with %d loss slots", n.purpose, n.batch, call.first, call.first+call.rows, len(call.losses))
+	}
+	if err := call.bind(n.lossHook, n.opts.Dtype); err != nil {
+		return fmt.Errorf("%s net: %w", n.purpose, err)
+	}
+	defer n.lossHook.unbind()
+	copyIntoDense(n.xT, x)
+	if err := n.run(); err != nil {
+		return err
+	}
+	copyFromValue(logits, n.logitsValue())
+	copyFromValue(grad, n.xGradValue())
+	return nil
+}
+
 // netTrainStep runs a PurposeTrain net (xAdv nil) or a PurposeTrainTRADES
 // net (xAdv and beta used).
 func netTrainStep[T float](n *Net, x, xAdv, target, logits []T, beta float64) (float64, error) {
