@@ -188,8 +188,8 @@ func logSumExp(z []float32) float64 {
 }
 
 // signStep moves v by step in the direction of sign(g) (no move when g is 0),
-// then projects to [c−eps, c+eps] ∩ [0,1] around the clean value c. It is
-// signStepAll for one value.
+// then projects to [c−eps, c+eps] ∩ [0,1] around the clean value c.
+// elementwise.SignStep does the same over a whole sample for PGD.
 func signStep(v, g, c float32, step, eps float64) float32 {
 	nv := float64(v)
 	if g > 0 {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"github.com/sglr-pipe/sglr-pipe/nn/elementwise"
 )
 
 // PGD configures projected gradient descent under an L∞ budget (Madry et al.
@@ -285,44 +287,11 @@ func (a *Attacker) ascend(m Model, n, d int, step, eps float64, xAdv []float32, 
 			continue
 		}
 		lo, hi := i*d, (i+1)*d
-		if j := signStepAll(xAdv[lo:hi], a.grad[lo:hi], a.clean[lo:hi], step, eps); j >= 0 {
+		if j := elementwise.SignStep(xAdv[lo:hi], a.grad[lo:hi], a.clean[lo:hi], step, eps); j >= 0 {
 			return fmt.Errorf("%w at sample %d, feature %d", ErrNaNGradient, i, j)
 		}
 	}
 	return nil
-}
-
-// signStepAll applies one signed-gradient step of size step to every value
-// of x (same length as g and clean), projecting to [c−eps, c+eps] ∩ [0,1]
-// around the clean value c. It returns the index of the first NaN gradient
-// (x is then updated anyway) or -1.
-//
-// It runs over every pixel of the batch at every attack step, between the
-// parallel gradient passes, so it is written without branches that depend on
-// the data: the signed step is step with the sign bit of g (nothing when g
-// is 0), the clamps are the min/max builtins. Bounds and step are float64
-// and the result is rounded to float32 once.
-func signStepAll(x, g, clean []float32, step, eps float64) int {
-	g, clean = g[:len(x)], clean[:len(x)]
-	sawNaN := false
-	for j, v := range x {
-		gj := g[j]
-		sawNaN = sawNaN || gj != gj
-		s := math.Float64frombits(math.Float64bits(step) | uint64(math.Float32bits(gj)>>31)<<63)
-		if gj == 0 {
-			s = 0
-		}
-		c := float64(clean[j])
-		x[j] = float32(min(max(float64(v)+s, max(c-eps, 0)), min(c+eps, 1)))
-	}
-	if sawNaN {
-		for j, gj := range g {
-			if gj != gj {
-				return j
-			}
-		}
-	}
-	return -1
 }
 
 // markActive sets active[i] to whether the model still predicts the

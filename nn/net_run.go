@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"unsafe"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -171,15 +172,25 @@ func (n *Net) checkLen(what string, got, want int) error {
 // every call): they run several times per pass.
 
 // copyIntoDense converts src into the backing slice of dst (same length).
+// Equal element types are a plain copy (a memmove): the inputs and weights
+// go through here on every pass.
 func copyIntoDense[T float](dst *tensor.Dense, src []T) {
 	switch dst.Dtype() {
 	case tensor.Float32:
 		d := dst.Float32s()[:len(src)]
+		if same, ok := sliceAs[float32](src); ok {
+			copy(d, same)
+			return
+		}
 		for i, v := range src {
 			d[i] = float32(v)
 		}
 	case tensor.Float64:
 		d := dst.Float64s()[:len(src)]
+		if same, ok := sliceAs[float64](src); ok {
+			copy(d, same)
+			return
+		}
 		for i, v := range src {
 			d[i] = float64(v)
 		}
@@ -190,14 +201,33 @@ func copyIntoDense[T float](dst *tensor.Dense, src []T) {
 func copyFromDense[T float](dst []T, src *tensor.Dense) {
 	switch src.Dtype() {
 	case tensor.Float32:
+		if same, ok := sliceAs[float32](dst); ok {
+			copy(same, src.Float32s()[:len(dst)])
+			return
+		}
 		for i, v := range src.Float32s()[:len(dst)] {
 			dst[i] = T(v)
 		}
 	case tensor.Float64:
+		if same, ok := sliceAs[float64](dst); ok {
+			copy(same, src.Float64s()[:len(dst)])
+			return
+		}
 		for i, v := range src.Float64s()[:len(dst)] {
 			dst[i] = T(v)
 		}
 	}
+}
+
+// sliceAs views s as a []E when T and E are the same float type (same
+// size: float is only ever float32 or float64 underneath), without copying.
+func sliceAs[E, T float](s []T) ([]E, bool) {
+	var t T
+	var e E
+	if unsafe.Sizeof(t) != unsafe.Sizeof(e) {
+		return nil, false
+	}
+	return unsafe.Slice((*E)(unsafe.Pointer(unsafe.SliceData(s))), len(s)), true
 }
 
 // copyFromValue converts a graph value (a dense tensor or a scalar) into

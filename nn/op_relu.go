@@ -5,6 +5,7 @@ import (
 	"hash"
 
 	"github.com/chewxy/hm"
+	"github.com/sglr-pipe/sglr-pipe/nn/elementwise"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -75,7 +76,7 @@ func (op *reluOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error
 		return nil, err
 	}
 	if x.Dtype() == tensor.Float32 {
-		reluKernel(y.Float32s(), x.Float32s())
+		elementwise.ReLU(y.Float32s(), x.Float32s())
 	} else {
 		reluKernel(y.Float64s(), x.Float64s())
 	}
@@ -153,7 +154,7 @@ func (op *reluGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, e
 		return nil, err
 	}
 	if y.Dtype() == tensor.Float32 {
-		reluGradKernel(dx.Float32s(), y.Float32s(), g.Float32s())
+		elementwise.ReLUGrad(dx.Float32s(), y.Float32s(), g.Float32s())
 	} else {
 		reluGradKernel(dx.Float64s(), y.Float64s(), g.Float64s())
 	}
@@ -169,7 +170,8 @@ func (op *reluGradOp) Hashcode() uint32 { return opHash(op) }
 // String names the op in graph dumps and errors.
 func (op *reluGradOp) String() string { return "ReLUGrad(g⊙[y>0])" }
 
-// reluKernel writes max(x, 0) into y. NaN stays NaN, as in PyTorch.
+// reluKernel writes max(x, 0) into y. NaN stays NaN, as in PyTorch. The
+// float32 graphs use elementwise.ReLU, its vectorised twin.
 func reluKernel[E float32 | float64](y, x []E) {
 	y = y[:len(x)]
 	for i, v := range x {
