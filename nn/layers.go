@@ -15,9 +15,6 @@ import (
 // PyTorch's formula exactly (biased batch variance in the normalisation,
 // gradient through the batch statistics), not gorgonia's BatchNorm op.
 
-// nchwChannelAxes are the axes a per-channel vector [C] is broadcast along to
-// meet an NCHW tensor.
-var nchwChannelAxes = []byte{0, 2, 3}
 
 // forwardBuilder adds forward passes of one architecture to a graph. Several
 // passes (clean and adversarial inputs in TRADES) share the same weight nodes.
@@ -215,13 +212,14 @@ func (fb *forwardBuilder) conv(x *G.Node, weightName string, stride, pad int) (*
 	return out, nil
 }
 
-// addChannelBias adds a per-channel bias [C] to an NCHW tensor.
+// addChannelBias adds a per-channel bias [C] to an NCHW tensor, as one
+// channelBiasOp (op_bias.go).
 func (fb *forwardBuilder) addChannelBias(x *G.Node, name string) (*G.Node, error) {
 	b, err := fb.node(name)
 	if err != nil {
 		return nil, err
 	}
-	out, err := G.BroadcastAdd(x, b, nil, nchwChannelAxes)
+	out, err := channelBiasForward(x, b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

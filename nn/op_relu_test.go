@@ -55,6 +55,8 @@ func TestOpsAllocateNothingAfterTheFirstRun(t *testing.T) {
 		runs = append(runs,
 			opRun{"relu", &reluOp{}, []G.Value{x4}},
 			opRun{"relu grad", &reluGradOp{}, []G.Value{x4, rand(4, 3, 6, 5)}},
+			opRun{"channel bias", &channelBiasOp{}, []G.Value{x4, rand(3)}},
+			opRun{"channel bias grad", &channelBiasGradOp{}, []G.Value{x4}},
 			opRun{"max pool", pool, []G.Value{x4}},
 			opRun{"max pool grad", &maxPoolGradOp{fwd: pool}, []G.Value{rand(4, 3, 3, 2)}},
 			opRun{"avg pool", &avgPool4Op{in: tensor.Shape{4, 3, 6, 5}}, []G.Value{x4}},
