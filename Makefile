@@ -1,6 +1,6 @@
 # The two front-door commands (see README.md):
 #   make quickstart   build sglr-pipe and run examples/quickstart.yaml
-#   make test         vet, unit and integration tests, then every fuzz target briefly
+#   make test         vet, unit and integration tests (also -tags purego and openblas), then every fuzz target briefly
 GO ?= go
 FUZZTIME ?= 10000x
 
@@ -12,9 +12,13 @@ build:
 quickstart: build
 	./bin/sglr-pipe run examples/quickstart.yaml
 
+# After the default build, test runs the kernels' portable Go fallbacks (-tags purego) and the
+# numeric core on OpenBLAS (-tags openblas, which checks it against the default BLAS).
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -tags purego ./nn/gemm ./nn/winograd ./nn/elementwise
+	$(GO) test -count=1 -tags openblas ./nn
 	$(MAKE) fuzz
 
 # Runs each Fuzz target for FUZZTIME executions on top of its seed corpus (which `go test` already
