@@ -1,6 +1,6 @@
 # The two front-door commands (see README.md):
 #   make quickstart   build sglr-pipe and run examples/quickstart.yaml
-#   make test         vet, unit and integration tests (also -tags purego and openblas), then every fuzz target briefly
+#   make test         gofmt check, vet, unit and integration tests (also -tags purego and openblas), then every fuzz target briefly
 GO ?= go
 FUZZTIME ?= 10000x
 
@@ -15,6 +15,7 @@ quickstart: build
 # After the default build, test runs the kernels' portable Go fallbacks (-tags purego) and the
 # numeric core on OpenBLAS (-tags openblas, which checks it against the default BLAS).
 test:
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -tags purego ./nn/gemm ./nn/winograd ./nn/elementwise

@@ -15,7 +15,6 @@ import (
 // PyTorch's formula exactly (biased batch variance in the normalisation,
 // gradient through the batch statistics), not gorgonia's BatchNorm op.
 
-
 // forwardBuilder adds forward passes of one architecture to a graph. Several
 // passes (clean and adversarial inputs in TRADES) share the same weight nodes.
 type forwardBuilder struct {
