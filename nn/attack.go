@@ -187,19 +187,6 @@ func logSumExp(z []float32) float64 {
 	return hi + math.Log(sum)
 }
 
-// signStep moves v by step in the direction of sign(g) (no move when g is 0),
-// then projects to [c−eps, c+eps] ∩ [0,1] around the clean value c.
-// elementwise.SignStep does the same over a whole sample for PGD.
-func signStep(v, g, c float32, step, eps float64) float32 {
-	nv := float64(v)
-	if g > 0 {
-		nv += step
-	} else if g < 0 {
-		nv -= step
-	}
-	return project(nv, c, eps)
-}
-
 // project clamps v to [c−eps, c+eps] ∩ [0,1], with the min/max builtins
 // (branch-free, unlike math.Min/Max, whose NaN handling is not needed here).
 func project(v float64, c float32, eps float64) float32 {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/sglr-pipe/sglr-pipe/nn/elementwise"
 )
 
 // Attack names accepted by AttackSpec.Name.
@@ -229,9 +231,8 @@ func (c CW) Run(m GradModel, x []float32, labels []int32, n int, rng *rand.Rand,
 			if err := buf.lossGrad(m, xAdv, n, d, k, loss); err != nil {
 				return fmt.Errorf("cw restart %d step %d: %w", r+1, s+1, err)
 			}
-			for j, g := range buf.grad {
-				xAdv[j] = signStep(xAdv[j], g, clean[j], c.Step, c.Eps)
-			}
+			// lossGrad has refused NaN gradients, so SignStep finds none.
+			elementwise.SignStep(xAdv, buf.grad, clean, c.Step, c.Eps)
 		}
 		if restarts == 1 {
 			break

@@ -78,7 +78,7 @@ func (op *reluOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error
 	if x.Dtype() == tensor.Float32 {
 		elementwise.ReLU(y.Float32s(), x.Float32s())
 	} else {
-		reluKernel(y.Float64s(), x.Float64s())
+		elementwise.ReLU(y.Float64s(), x.Float64s())
 	}
 	return y, nil
 }
@@ -156,7 +156,7 @@ func (op *reluGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, e
 	if y.Dtype() == tensor.Float32 {
 		elementwise.ReLUGrad(dx.Float32s(), y.Float32s(), g.Float32s())
 	} else {
-		reluGradKernel(dx.Float64s(), y.Float64s(), g.Float64s())
+		elementwise.ReLUGrad(dx.Float64s(), y.Float64s(), g.Float64s())
 	}
 	return dx, nil
 }
@@ -169,30 +169,6 @@ func (op *reluGradOp) Hashcode() uint32 { return opHash(op) }
 
 // String names the op in graph dumps and errors.
 func (op *reluGradOp) String() string { return "ReLUGrad(g⊙[y>0])" }
-
-// reluKernel writes max(x, 0) into y. NaN stays NaN, as in PyTorch. The
-// float32 graphs use elementwise.ReLU, its vectorised twin.
-func reluKernel[E float32 | float64](y, x []E) {
-	y = y[:len(x)]
-	for i, v := range x {
-		if v < 0 {
-			v = 0
-		}
-		y[i] = v
-	}
-}
-
-// reluGradKernel writes g where y > 0, else 0, into dx.
-func reluGradKernel[E float32 | float64](dx, y, g []E) {
-	dx, g = dx[:len(y)], g[:len(y)]
-	for i, v := range y {
-		if v > 0 {
-			dx[i] = g[i]
-		} else {
-			dx[i] = 0
-		}
-	}
-}
 
 // checkArity reports an op run on the wrong number of inputs.
 func checkArity(op G.Op, in []G.Value, want int) error {

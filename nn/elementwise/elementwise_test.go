@@ -189,3 +189,29 @@ func BenchmarkSignStep(b *testing.B) {
 		SignStep(x, g, clean, 0.01, 0.1)
 	}
 }
+
+// TestReLUFloat64 checks the float64 instantiation, which the gradient
+// tests' graphs use, on the same specials: it must take the Go loop.
+func TestReLUFloat64(t *testing.T) {
+	x := make([]float64, 0, 3*len(specials))
+	for range 3 {
+		for _, v := range specials {
+			x = append(x, float64(v))
+		}
+	}
+	y, dx := make([]float64, len(x)), make([]float64, len(x))
+	ReLU(y, x)
+	ReLUGrad(dx, x, x)
+	for i, v := range x {
+		want, wantGrad := v, v
+		if v < 0 {
+			want = 0
+		}
+		if !(v > 0) {
+			wantGrad = 0
+		}
+		if math.Float64bits(y[i]) != math.Float64bits(want) || math.Float64bits(dx[i]) != math.Float64bits(wantGrad) {
+			t.Errorf("x = %v: ReLU %v, ReLUGrad %v; want %v, %v", v, y[i], dx[i], want, wantGrad)
+		}
+	}
+}
