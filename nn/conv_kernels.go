@@ -120,8 +120,8 @@ func dgemm(tA, tB blas.Transpose, m, n, k int, alpha float64, a []float64, lda i
 
 // convForward computes y [B,O,Ho,Wo] = x [B,C,H,W] ⋆ w [O,C,k,k], as
 // Winograd F(2×2,3×3) when g.isWinograd (conv_winograd.go, its products on
-// winogradGEMM), else by im2col and matrix products on gemm. ws is grown to g.forwardWorkspaceLen() on first use
-// and reused.
+// winogradGEMM), else by im2col and matrix products on gemm. ws is grown to
+// g.forwardWorkspaceLen() on first use and reused.
 func convForward[E float32 | float64](g convGeometry, x, w, y []E, ws *[]E, gemm gemmFunc[E]) {
 	if g.isWinograd() {
 		winogradForward(g, x, w, y, ws, winogradGEMM[E]())

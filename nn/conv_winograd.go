@@ -115,8 +115,8 @@ func (g convGeometry) winogradImagesPerGroup() int {
 // winogradWorkspaceLen is the scratch winogradForward needs: the
 // transformed kernel U [O,16,C], the transformed tiles V [C,16,T] and the
 // products M [O,16,T] of one group (T padded to winogradStride), and four
-// padded rows and a row of zeros for the input transform. Product ξ reads U_ξ, V_ξ and
-// writes M_ξ as strided matrices.
+// padded rows and a row of zeros for the input transform. Product ξ reads
+// U_ξ, V_ξ and writes M_ξ as strided matrices.
 func (g convGeometry) winogradWorkspaceLen() int {
 	th, tw := g.winogradTiles()
 	ld := winogradStride(g.winogradImagesPerGroup() * th * tw)
@@ -124,30 +124,12 @@ func (g convGeometry) winogradWorkspaceLen() int {
 }
 
 // winogradKernel writes U_ξ = G·w_{o,c}·Gᵀ for every output channel o and
-// input channel c of w [O,C,3,3] into u [O,16,C].
+// input channel c of w [O,C,3,3] into u [O,16,C], with winograd.Filter.
 func winogradKernel[E float32 | float64](g convGeometry, w, u []E) {
 	oc, ic := g.outC, g.inC
 	for o := range oc {
 		for c := range ic {
-			k := w[(o*ic+c)*9 : (o*ic+c+1)*9]
-			// q = G·k, 4×3, row by row.
-			var q [4][3]E
-			for j := range 3 {
-				k0, k1, k2 := k[j], k[3+j], k[6+j]
-				q[0][j] = k0
-				q[1][j] = (k0 + k1 + k2) / 2
-				q[2][j] = (k0 - k1 + k2) / 2
-				q[3][j] = k2
-			}
-			// U = q·Gᵀ, 4×4.
-			at := o*16*ic + c
-			for i := range 4 {
-				q0, q1, q2 := q[i][0], q[i][1], q[i][2]
-				u[at+(i*4+0)*ic] = q0
-				u[at+(i*4+1)*ic] = (q0 + q1 + q2) / 2
-				u[at+(i*4+2)*ic] = (q0 - q1 + q2) / 2
-				u[at+(i*4+3)*ic] = q2
-			}
+			winograd.Filter(w[(o*ic+c)*9:(o*ic+c+1)*9], u[o*16*ic+c:], ic)
 		}
 	}
 }

@@ -21,15 +21,6 @@ func InputPlane[E float32 | float64](plane []E, h, w int, v []E, ld int, scratch
 	zeros := scratch[4*rl : 4*rl+w]
 	clear(scratch[:4*rl+w])
 	a0, a1, a2, a3 := scratch[:rl], scratch[rl:2*rl], scratch[2*rl:3*rl], scratch[3*rl:4*rl]
-	// In float32 with AVX2, the first tw&^7 tiles of a row are done by
-	// columnsAVX2, the rest in Go.
-	var s32, v32 []float32
-	asm, start := false, 0
-	if useAVX2 && tw >= 8 {
-		if s32, asm = any(scratch).([]float32); asm {
-			v32, start = any(v).([]float32), tw&^7
-		}
-	}
 	for ty := range th {
 		// Image rows 2ty−1 … 2ty+2; those outside the image read zeros.
 		y0 := 2*ty - 1
@@ -48,17 +39,7 @@ func InputPlane[E float32 | float64](plane []E, h, w int, v []E, ld int, scratch
 		col := ty * tw
 		for i, a := range [4][]E{a0, a1, a2, a3} {
 			base := i*4*ld + col
-			if asm {
-				columnsAVX2(&s32[i*rl], start, &v32[base], &v32[base+ld], &v32[base+2*ld], &v32[base+3*ld])
-			}
-			v0, v1, v2, v3 := v[base:base+tw], v[base+ld:base+ld+tw], v[base+2*ld:base+2*ld+tw], v[base+3*ld:base+3*ld+tw]
-			for t := start; t < tw; t++ {
-				x := a[2*t : 2*t+4]
-				v0[t] = x[0] - x[2]
-				v1[t] = x[1] + x[2]
-				v2[t] = x[2] - x[1]
-				v3[t] = x[1] - x[3]
-			}
+			Columns(a, v[base:base+tw], v[base+ld:base+ld+tw], v[base+2*ld:base+2*ld+tw], v[base+3*ld:base+3*ld+tw])
 		}
 	}
 }
@@ -88,12 +69,7 @@ func OutputPlane[E float32 | float64](m []E, ld, h, w int, y []E) {
 func outputEdgeRow[E float32 | float64](m []E, step, tw int, row0, row1 []E) {
 	full := len(row0) / 2
 	for tx := range tw {
-		var p, q [4]E
-		for j := range 4 {
-			m0, m1, m2, m3 := m[j*step+tx], m[(4+j)*step+tx], m[(8+j)*step+tx], m[(12+j)*step+tx]
-			p[j] = m1 + m2 + m0
-			q[j] = m1 - m2 - m3
-		}
+		p, q := outputColumns(m, step, tx)
 		x0 := 2 * tx
 		row0[x0] = p[0] + p[1] + p[2]
 		if tx < full {

@@ -5,11 +5,36 @@
 // contiguous rows, which in float32 run on AVX2 where the CPU has it
 // (build tag !purego on amd64), and otherwise in portable Go.
 //
-// With Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1] and
-// Aᵀ = [1 1 1 0; 0 1 −1 −1], a 4×4 input tile d becomes Bᵀ·d·B (Rows
+// With Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],
+// G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1] and Aᵀ = [1 1 1 0; 0 1 −1 −1], a 3×3
+// kernel k becomes G·k·Gᵀ (Filter), a 4×4 input tile d becomes Bᵀ·d·B (Rows
 // combines the tile's rows, Columns its columns) and a 4×4 transformed
 // product m becomes the 2×2 output Aᵀ·m·A (Output).
 package winograd
+
+// Filter writes G·k·Gᵀ for a 3×3 kernel k (row-major, 9 values) into u,
+// value ξ = 4i+j (row i, column j of the 4×4 result) at u[ξ·stride].
+func Filter[E float32 | float64](k, u []E, stride int) {
+	k = k[:9]
+	u = u[:15*stride+1]
+	// q = G·k, 4×3, column by column.
+	var q [4][3]E
+	for j := range 3 {
+		k0, k1, k2 := k[j], k[3+j], k[6+j]
+		q[0][j] = k0
+		q[1][j] = (k0 + k1 + k2) / 2
+		q[2][j] = (k0 - k1 + k2) / 2
+		q[3][j] = k2
+	}
+	// q·Gᵀ, row by row.
+	for i := range 4 {
+		q0, q1, q2 := q[i][0], q[i][1], q[i][2]
+		u[(i*4+0)*stride] = q0
+		u[(i*4+1)*stride] = (q0 + q1 + q2) / 2
+		u[(i*4+2)*stride] = (q0 - q1 + q2) / 2
+		u[(i*4+3)*stride] = q2
+	}
+}
 
 // Rows writes the rows of Bᵀ·d element-wise over len(a0) columns:
 // a0 = d0 − d2, a1 = d1 + d2, a2 = d2 − d1, a3 = d1 − d3, for four
@@ -78,15 +103,22 @@ func Output[E float32 | float64](m []E, step, n int, row0, row1 []E) {
 		}
 	}
 	for t := done; t < n; t++ {
-		var p, q [4]E
-		for j := range 4 {
-			m0, m1, m2, m3 := m[j*step+t], m[(4+j)*step+t], m[(8+j)*step+t], m[(12+j)*step+t]
-			p[j] = m1 + m2 + m0 // in the assembly's order, so both give the same bits
-			q[j] = m1 - m2 - m3
-		}
+		p, q := outputColumns(m, step, t)
 		row0[2*t] = p[0] + p[1] + p[2]
 		row0[2*t+1] = p[1] - p[2] - p[3]
 		row1[2*t] = q[0] + q[1] + q[2]
 		row1[2*t+1] = q[1] - q[2] - q[3]
 	}
+}
+
+// outputColumns is the first step of Output for tile t: the two rows of
+// Aᵀ·m, p = m0 + m1 + m2 and q = m1 − m2 − m3 per column, summed in the
+// assembly's order so that both give the same bits.
+func outputColumns[E float32 | float64](m []E, step, t int) (p, q [4]E) {
+	for j := range 4 {
+		m0, m1, m2, m3 := m[j*step+t], m[(4+j)*step+t], m[(8+j)*step+t], m[(12+j)*step+t]
+		p[j] = m1 + m2 + m0
+		q[j] = m1 - m2 - m3
+	}
+	return p, q
 }

@@ -230,3 +230,42 @@ func TestPlanesMatchMatrixProducts(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterMatchesMatrixProduct checks Filter against G·k·Gᵀ computed with
+// the explicit matrix, in float64 and float32, at a stride that leaves gaps.
+func TestFilterMatchesMatrixProduct(t *testing.T) {
+	g := [4][3]float64{{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}}
+	rng := rand.New(rand.NewPCG(11, 12))
+	for trial := range 5 {
+		k := make([]float64, 9)
+		for i := range k {
+			k[i] = rng.NormFloat64()
+		}
+		var want [4][4]float64
+		for i := range 4 {
+			for j := range 4 {
+				for a := range 3 {
+					for b := range 3 {
+						want[i][j] += g[i][a] * k[a*3+b] * g[j][b]
+					}
+				}
+			}
+		}
+		const stride = 3
+		u64 := make([]float64, 16*stride)
+		Filter(k, u64, stride)
+		k32, u32 := make([]float32, 9), make([]float32, 16*stride)
+		for i, v := range k {
+			k32[i] = float32(v)
+		}
+		Filter(k32, u32, stride)
+		for i := range 4 {
+			for j := range 4 {
+				xi := (4*i + j) * stride
+				if math.Abs(u64[xi]-want[i][j]) > 1e-12 || math.Abs(float64(u32[xi])-want[i][j]) > 1e-5 {
+					t.Fatalf("trial %d, value (%d,%d): got %v (float64), %v (float32), want %v", trial, i, j, u64[xi], u32[xi], want[i][j])
+				}
+			}
+		}
+	}
+}
