@@ -2,7 +2,6 @@ package nn
 
 import (
 	"fmt"
-	"unsafe"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -178,7 +177,7 @@ func copyIntoDense[T float](dst *tensor.Dense, src []T) {
 	switch dst.Dtype() {
 	case tensor.Float32:
 		d := dst.Float32s()[:len(src)]
-		if same, ok := sliceAs[float32](src); ok {
+		if same, ok := any(src).([]float32); ok {
 			copy(d, same)
 			return
 		}
@@ -187,7 +186,7 @@ func copyIntoDense[T float](dst *tensor.Dense, src []T) {
 		}
 	case tensor.Float64:
 		d := dst.Float64s()[:len(src)]
-		if same, ok := sliceAs[float64](src); ok {
+		if same, ok := any(src).([]float64); ok {
 			copy(d, same)
 			return
 		}
@@ -201,7 +200,7 @@ func copyIntoDense[T float](dst *tensor.Dense, src []T) {
 func copyFromDense[T float](dst []T, src *tensor.Dense) {
 	switch src.Dtype() {
 	case tensor.Float32:
-		if same, ok := sliceAs[float32](dst); ok {
+		if same, ok := any(dst).([]float32); ok {
 			copy(same, src.Float32s()[:len(dst)])
 			return
 		}
@@ -209,7 +208,7 @@ func copyFromDense[T float](dst []T, src *tensor.Dense) {
 			dst[i] = T(v)
 		}
 	case tensor.Float64:
-		if same, ok := sliceAs[float64](dst); ok {
+		if same, ok := any(dst).([]float64); ok {
 			copy(same, src.Float64s()[:len(dst)])
 			return
 		}
@@ -217,17 +216,6 @@ func copyFromDense[T float](dst []T, src *tensor.Dense) {
 			dst[i] = T(v)
 		}
 	}
-}
-
-// sliceAs views s as a []E when T and E are the same float type (same
-// size: float is only ever float32 or float64 underneath), without copying.
-func sliceAs[E, T float](s []T) ([]E, bool) {
-	var t T
-	var e E
-	if unsafe.Sizeof(t) != unsafe.Sizeof(e) {
-		return nil, false
-	}
-	return unsafe.Slice((*E)(unsafe.Pointer(unsafe.SliceData(s))), len(s)), true
 }
 
 // copyFromValue converts a graph value (a dense tensor or a scalar) into

@@ -11,19 +11,18 @@
 // activations; they took a fifth of an MLP training step's CPU time.
 package elementwise
 
-import (
-	"math"
-	"unsafe"
-)
+import "math"
 
 // ReLU writes max(x, 0) into y[:len(x)]. NaN stays NaN and −0 stays −0, as
 // in PyTorch. float64 (the gradient tests' graphs) takes the Go loop.
 func ReLU[E float32 | float64](y, x []E) {
 	y = y[:len(x)]
 	done := 0
-	if useAVX2 && isFloat32[E]() && len(x) >= 8 {
-		done = len(x) &^ 7
-		reluAVX2(asFloat32(y), asFloat32(x), done)
+	if useAVX2 && len(x) >= 8 {
+		if x32, ok := any(x).([]float32); ok {
+			done = len(x) &^ 7
+			reluAVX2(&any(y).([]float32)[0], &x32[0], done)
+		}
 	}
 	for i := done; i < len(x); i++ {
 		v := x[i]
@@ -39,9 +38,11 @@ func ReLU[E float32 | float64](y, x []E) {
 func ReLUGrad[E float32 | float64](dx, y, g []E) {
 	dx, g = dx[:len(y)], g[:len(y)]
 	done := 0
-	if useAVX2 && isFloat32[E]() && len(y) >= 8 {
-		done = len(y) &^ 7
-		reluGradAVX2(asFloat32(dx), asFloat32(y), asFloat32(g), done)
+	if useAVX2 && len(y) >= 8 {
+		if y32, ok := any(y).([]float32); ok {
+			done = len(y) &^ 7
+			reluGradAVX2(&any(dx).([]float32)[0], &y32[0], &any(g).([]float32)[0], done)
+		}
 	}
 	for i := done; i < len(y); i++ {
 		if y[i] > 0 {
@@ -83,13 +84,6 @@ func SignStep(x, g, clean []float32, step, eps float64) int {
 	}
 	return -1
 }
-
-// isFloat32 reports whether E is float32 (the only 4-byte type E can be).
-func isFloat32[E float32 | float64]() bool { return unsafe.Sizeof(E(0)) == 4 }
-
-// asFloat32 is the first element of s, which must be a non-empty []float32
-// under another type parameter, for the assembly loops.
-func asFloat32[E float32 | float64](s []E) *float32 { return (*float32)(unsafe.Pointer(&s[0])) }
 
 // signStepOne is SignStep for one value, without branches on the data: the
 // signed step is step with the sign bit of g (nothing when g is 0), the
