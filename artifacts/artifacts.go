@@ -34,13 +34,17 @@ type Store interface {
 	// CreateTemp creates a file in the store's scratch area, on the same
 	// file system as the objects so that Ingest is a rename.
 	CreateTemp(pattern string) (tempPath string, err error)
-	// TempDir makes a scratch directory (for a stage's outputs) that the caller removes.
-	TempDir(pattern string) (string, error)
+	// Scratch makes a scratch directory (for a stage's outputs) that the
+	// caller removes with its Remove; until then `cache gc` leaves it alone.
+	Scratch(pattern string) (*Scratch, error)
 	// Has reports whether the object exists (without re-hashing it).
 	Has(d Digest) bool
-	// Path returns the file path of an existing object. Callers must not write to it.
+	// Path returns the file path of an existing object. Callers must not write
+	// to it, and must read it through DecodeObject (or check its digest as they
+	// read), never trust its bytes unchecked.
 	Path(d Digest) (string, error)
-	// Open opens an object for reading.
+	// Open returns an object's bytes for reading, checked against its digest
+	// as they are read: bytes that no longer hash to d are a *DigestError.
 	Open(d Digest) (ReadAtSeekCloser, error)
 	// Verify re-hashes an object; a mismatch is ErrCorrupt.
 	Verify(d Digest) error

@@ -137,7 +137,17 @@ func (s *DirStore) Check(ctx context.Context, opts CheckOptions) (*CheckReport, 
 	}
 	for _, e := range tmps {
 		rep.TmpEntries++
-		rep.add(ProblemStrayTmp, filepath.Join(s.tmpDir(), e.Name()), "leftover temporary entry")
+		path := filepath.Join(s.tmpDir(), e.Name())
+		l, inUse, err := probeTmpEntry(s.tmpDir(), e)
+		l.release()
+		switch {
+		case inUse:
+			rep.add(ProblemStrayTmp, path, "in use by a running process (leased)")
+		case errors.Is(err, fs.ErrNotExist):
+			rep.TmpEntries-- // finished and removed while we looked
+		default:
+			rep.add(ProblemStrayTmp, path, "leftover temporary entry")
+		}
 	}
 	return rep, nil
 }
@@ -147,7 +157,10 @@ type GCOptions struct {
 	// DryRun reports what would be removed without removing it.
 	DryRun bool
 	// TmpOlderThan removes entries of tmp/ last modified longer ago than this;
-	// zero removes every entry (only safe when no run is in progress).
+	// zero removes every entry that is not leased. Entries a live process
+	// leases (a running stage's Scratch, a Put or record write in progress)
+	// are never removed, whatever their age; files made by CreateTemp are not
+	// leased and are spared by age alone.
 	TmpOlderThan time.Duration
 	// ObjectsOlderThan spares unreferenced objects modified more recently than
 	// this, so that GC can run beside a run that has Put an object but not yet
@@ -161,13 +174,16 @@ type GCReport struct {
 	ObjectsRemoved int       `json:"objects_removed"` // or that would be removed, in a dry run
 	BytesFreed     int64     `json:"bytes_freed"`
 	TmpRemoved     int       `json:"tmp_removed"`
-	Removed        []string  `json:"removed"` // paths removed (or to remove)
+	TmpInUse       int       `json:"tmp_in_use"` // tmp/ entries old enough to go but leased by a live process
+	Removed        []string  `json:"removed"`    // paths removed (or to remove)
+	InUse          []string  `json:"in_use"`     // the leased tmp/ entries spared
 	Problems       []Problem `json:"problems"`
 }
 
 // GC removes objects that no decodable action names (as an output or an
-// input) and stale entries of tmp/. Undecodable actions are reported as
-// problems and protect nothing: a corrupt action is a cache miss anyway.
+// input) and stale entries of tmp/: older than opts.TmpOlderThan and not
+// leased by a live process. Undecodable actions are reported as problems and
+// protect nothing: a corrupt action is a cache miss anyway.
 func (s *DirStore) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 	rep := &GCReport{}
 	now := time.Now()
@@ -229,12 +245,30 @@ func (s *DirStore) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 		if err != nil || now.Sub(info.ModTime()) < opts.TmpOlderThan {
 			continue
 		}
+		// Hold the entry's lease while removing it, so that a process that
+		// has just created it and is about to lease it sees it gone and makes
+		// another, rather than working in a directory gc is deleting.
+		l, inUse, err := probeTmpEntry(s.tmpDir(), e)
+		switch {
+		case inUse:
+			rep.TmpInUse++
+			rep.InUse = append(rep.InUse, path)
+			continue
+		case errors.Is(err, fs.ErrNotExist):
+			continue // finished and removed meanwhile
+		case err != nil:
+			rep.Problems = append(rep.Problems, Problem{ProblemIO, path, "cannot tell whether it is in use: " + err.Error()})
+			continue
+		}
 		if !opts.DryRun {
-			if err := os.RemoveAll(path); err != nil {
+			err := os.RemoveAll(path)
+			l.release()
+			if err != nil {
 				rep.Problems = append(rep.Problems, Problem{ProblemIO, path, err.Error()})
 				continue
 			}
 		}
+		l.release()
 		rep.TmpRemoved++
 		rep.Removed = append(rep.Removed, path)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 
@@ -222,12 +223,45 @@ func (d *Dataset) Validate() error {
 	if err := checkMeta(d.Meta); err != nil {
 		return err
 	}
-	for i, v := range d.Images {
-		if !(v >= 0 && v <= 1) {
-			return fmt.Errorf("sample %d (id %d): image value %v outside [0,1]", i/size, d.IDs[i/size], v)
-		}
+	if i := firstOutsideUnit(d.Images); i >= 0 {
+		return fmt.Errorf("sample %d (id %d): image value %v outside [0,1]", i/size, d.IDs[i/size], d.Images[i])
 	}
 	return nil
+}
+
+// firstOutsideUnit returns the index of the first value that is not in
+// [0,1] (NaN included), or -1. It scans blocks by their largest bit pattern:
+// for float32, the values in [+0, 1] are exactly the bit patterns up to
+// 0x3F800000, so a block whose maximum is no larger is valid as a whole and
+// needs no per-value branch (the loop compiles to branch-free max
+// instructions); only a block that fails is rescanned exactly, which also
+// accepts -0.
+func firstOutsideUnit(values []float32) int {
+	const one = 0x3F800000 // math.Float32bits(1)
+	const block = 256
+	for start := 0; start < len(values); start += block {
+		chunk := values[start:min(start+block, len(values))]
+		var m0, m1, m2, m3 uint32
+		i := 0
+		for ; i+4 <= len(chunk); i += 4 {
+			m0 = max(m0, math.Float32bits(chunk[i]))
+			m1 = max(m1, math.Float32bits(chunk[i+1]))
+			m2 = max(m2, math.Float32bits(chunk[i+2]))
+			m3 = max(m3, math.Float32bits(chunk[i+3]))
+		}
+		for ; i < len(chunk); i++ {
+			m0 = max(m0, math.Float32bits(chunk[i]))
+		}
+		if max(m0, m1, m2, m3) <= one {
+			continue
+		}
+		for j, v := range chunk {
+			if !(v >= 0 && v <= 1) {
+				return start + j
+			}
+		}
+	}
+	return -1
 }
 
 func checkLabels(what string, labels []int32, k int) error {

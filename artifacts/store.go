@@ -1,6 +1,7 @@
 package artifacts
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -76,10 +77,11 @@ func ParseDigest(s string) (Digest, error) {
 
 // Put streams r into a new object and returns its digest.
 func (s *DirStore) Put(r io.Reader) (Digest, error) {
-	f, err := os.CreateTemp(s.tmpDir(), "put-*")
+	f, release, err := s.createLeasedTemp("put-*") // leased: gc spares a slow Put
 	if err != nil {
 		return "", fmt.Errorf("put object: %w", err)
 	}
+	defer release()
 	tmp := f.Name()
 	h := sha256.New()
 	_, err = io.Copy(io.MultiWriter(f, h), r)
@@ -102,9 +104,13 @@ func (s *DirStore) Put(r io.Reader) (Digest, error) {
 }
 
 // Ingest hashes a finished file (normally one made by CreateTemp or inside a
-// TempDir) and moves it into the store. The file must not be written afterwards.
+// TempDir) and moves it into the store. The file must not be written
+// afterwards. Only a regular file is taken: a symbolic link is refused, never
+// followed, and a file with other hard links (which could change under its
+// digest through another name) is copied into the store by content rather
+// than renamed.
 func (s *DirStore) Ingest(tempPath string) (Digest, error) {
-	f, err := os.Open(tempPath)
+	f, info, err := openRegular(tempPath)
 	if err != nil {
 		return "", fmt.Errorf("ingest %s: %w", tempPath, err)
 	}
@@ -118,29 +124,38 @@ func (s *DirStore) Ingest(tempPath string) (Digest, error) {
 		return "", fmt.Errorf("ingest %s: %w", tempPath, err)
 	}
 	d := Digest(hex.EncodeToString(h.Sum(nil)))
-	if err := s.placeObject(tempPath, d); err != nil {
+	if hardLinks(info) == 1 {
+		err := s.placeObject(tempPath, d)
+		if err == nil {
+			return d, nil
+		}
 		if !errors.Is(err, errCrossDevice) {
 			return "", fmt.Errorf("ingest %s: %w", tempPath, err)
 		}
-		// Another file system: copy through Put, which writes inside the store.
-		src, err := os.Open(tempPath)
-		if err != nil {
-			return "", fmt.Errorf("ingest %s: %w", tempPath, err)
-		}
-		defer src.Close()
-		got, err := s.Put(src)
-		if err != nil {
-			return "", fmt.Errorf("ingest %s: %w", tempPath, err)
-		}
-		if got != d {
-			return "", fmt.Errorf("ingest %s: file changed while it was ingested", tempPath)
-		}
-		os.Remove(tempPath)
 	}
+	// Another file system or another name for the same file: copy the bytes
+	// through Put, which writes a file of the store's own.
+	src, _, err := openRegular(tempPath)
+	if err != nil {
+		return "", fmt.Errorf("ingest %s: %w", tempPath, err)
+	}
+	defer src.Close()
+	got, err := s.Put(src)
+	if err != nil {
+		return "", fmt.Errorf("ingest %s: %w", tempPath, err)
+	}
+	if got != d {
+		return "", fmt.Errorf("ingest %s: file changed while it was ingested", tempPath)
+	}
+	os.Remove(tempPath)
 	return d, nil
 }
 
 // CreateTemp creates an empty file in the store's tmp/ directory and returns its path.
+// The file is not leased (the store keeps nothing open once it returns): gc
+// spares it by age alone, and every write refreshes its mtime, so a file
+// written steadily is safe under any grace; a caller that may pause for longer
+// than gc's grace writes inside a Scratch instead.
 func (s *DirStore) CreateTemp(pattern string) (string, error) {
 	f, err := os.CreateTemp(s.tmpDir(), pattern)
 	if err != nil {
@@ -153,7 +168,10 @@ func (s *DirStore) CreateTemp(pattern string) (string, error) {
 	return name, nil
 }
 
-// TempDir makes a scratch directory under tmp/; the caller removes it.
+// TempDir makes a scratch directory under tmp/; the caller removes it. The
+// directory is not leased, and writing files inside it does not refresh its
+// mtime, so gc removes it once it is older than its grace even while in use:
+// anything that may run for longer than that (every stage) uses Scratch.
 func (s *DirStore) TempDir(pattern string) (string, error) {
 	dir, err := os.MkdirTemp(s.tmpDir(), pattern)
 	if err != nil {
@@ -162,12 +180,13 @@ func (s *DirStore) TempDir(pattern string) (string, error) {
 	return dir, nil
 }
 
-// Has reports whether the object exists, without re-hashing it.
+// Has reports whether the object exists as a regular file (a link in its
+// place does not count), without re-hashing it.
 func (s *DirStore) Has(d Digest) bool {
 	if !isHex64(string(d)) {
 		return false
 	}
-	info, err := os.Stat(s.objectPath(d))
+	info, err := os.Lstat(s.objectPath(d))
 	return err == nil && info.Mode().IsRegular()
 }
 
@@ -183,16 +202,17 @@ func (s *DirStore) Path(d Digest) (string, error) {
 	return p, nil
 }
 
-// Open opens an object for reading.
+// Open reads an object whole, hashing it as it is read, and returns its
+// bytes for reading; bytes that no longer hash to d give a *DigestError.
 func (s *DirStore) Open(d Digest) (ReadAtSeekCloser, error) {
 	if !isHex64(string(d)) {
 		return nil, fmt.Errorf("object %q: invalid digest", d)
 	}
-	f, err := os.Open(s.objectPath(d))
+	data, err := ReadVerified(s.objectPath(d), d)
 	if err != nil {
-		return nil, objectError(d, err)
+		return nil, err
 	}
-	return f, nil
+	return verifiedObject{bytes.NewReader(data)}, nil
 }
 
 // Verify re-hashes an object; a mismatch is an error wrapping ErrCorrupt.
@@ -435,10 +455,11 @@ func (s *DirStore) writeFileAtomic(path string, data []byte, perm fs.FileMode) e
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(s.tmpDir(), "write-*")
+	f, release, err := s.createLeasedTemp("write-*")
 	if err != nil {
 		return err
 	}
+	defer release()
 	tmp := f.Name()
 	_, err = f.Write(data)
 	if err == nil {
@@ -621,9 +642,9 @@ func readRefFile(path string) (*refRecord, error) {
 
 // hashFile re-hashes path, returning its size; a digest other than want is ErrCorrupt.
 func hashFile(path string, want Digest) (int64, error) {
-	f, err := os.Open(path)
+	f, _, err := openObject(path, want)
 	if err != nil {
-		return 0, objectError(want, err)
+		return 0, err
 	}
 	defer f.Close()
 	h := sha256.New()
@@ -631,8 +652,8 @@ func hashFile(path string, want Digest) (int64, error) {
 	if err != nil {
 		return n, fmt.Errorf("object %s: read: %w", want, err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != string(want) {
-		return n, fmt.Errorf("object %s: %s hashes to %s: %w", want, path, got, ErrCorrupt)
+	if got := Digest(hex.EncodeToString(h.Sum(nil))); got != want {
+		return n, &DigestError{Digest: want, Path: path, Got: got}
 	}
 	return n, nil
 }

@@ -2,10 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	"github.com/sglr-pipe/sglr-pipe/stages"
@@ -52,15 +55,17 @@ type InputsByDigest interface {
 type LocalExecutor struct{}
 
 // Execute implements Executor. Outputs are ingested only after the stage
-// returned nil and every declared output file exists and is non-empty; a
-// stage panic becomes an error naming the stage.
+// returned nil and every declared output is a regular file that decodes as
+// its port's kind (checkOutput), so a bad output fails this stage and stores
+// nothing; a stage panic becomes an error naming the stage.
 func (LocalExecutor) Execute(ctx context.Context, t *Task) (*Result, error) {
 	spec := t.Stage.Spec()
-	dir, err := t.Store.TempDir("stage-*")
+	scratch, err := t.Store.Scratch("stage-*") // leased: gc leaves it alone while the stage runs
 	if err != nil {
 		return nil, fmt.Errorf("%s: scratch directory: %w", t.Instance, err)
 	}
-	defer os.RemoveAll(dir)
+	defer scratch.Remove()
+	dir := scratch.Path
 
 	progress := t.Progress
 	if progress == nil {
@@ -81,28 +86,62 @@ func (LocalExecutor) Execute(ctx context.Context, t *Task) (*Result, error) {
 		return nil, fmt.Errorf("stage %s: %w", spec.Name, err)
 	}
 	// Check every output before ingesting any, so a stage that forgot one
-	// stores nothing.
+	// or wrote a bad one stores nothing.
+	checked := make(map[string]artifacts.Digest, len(spec.Outputs))
 	for _, port := range spec.Outputs {
-		path := env.OutputPath(port.Name)
-		info, err := os.Stat(path)
-		switch {
-		case err != nil:
-			return nil, fmt.Errorf("stage %s did not write output %q: %w", spec.Name, port.Name, err)
-		case !info.Mode().IsRegular():
-			return nil, fmt.Errorf("stage %s: output %q is not a regular file", spec.Name, port.Name)
-		case info.Size() == 0:
-			return nil, fmt.Errorf("stage %s: output %q is empty", spec.Name, port.Name)
+		d, err := checkOutput(env.OutputPath(port.Name), port)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", stageName(t), err)
 		}
+		checked[port.Name] = d
 	}
 	res := &Result{Outputs: map[string]artifacts.Digest{}, Summary: env.Summary()}
 	for _, port := range spec.Outputs {
 		d, err := t.Store.Ingest(filepath.Join(dir, port.Name))
 		if err != nil {
-			return nil, fmt.Errorf("stage %s: store output %q: %w", spec.Name, port.Name, err)
+			return nil, fmt.Errorf("%s: store output %q: %w", stageName(t), port.Name, err)
+		}
+		if d != checked[port.Name] {
+			return nil, fmt.Errorf("%s: output %q changed after it was checked (sha256 %s, stored %s)",
+				stageName(t), port.Name, checked[port.Name], d)
 		}
 		res.Outputs[port.Name] = d
 	}
 	return res, nil
+}
+
+// checkOutput checks the file a stage wrote for port: a regular file (not a
+// link), not empty, and decodable as the port's kind in this format version.
+// It returns the digest of the bytes it checked.
+func checkOutput(path string, port stages.Port) (artifacts.Digest, error) {
+	info, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("did not write output %q", port.Name)
+	case err != nil:
+		return "", fmt.Errorf("output %q: %w", port.Name, err)
+	case info.Mode()&fs.ModeSymlink != 0:
+		target, _ := os.Readlink(path)
+		return "", fmt.Errorf("output %q is a symbolic link (to %s): write the artifact's bytes to the file itself", port.Name, target)
+	case !info.Mode().IsRegular():
+		return "", fmt.Errorf("output %q is not a regular file (%s)", port.Name, info.Mode().Type())
+	case info.Size() == 0:
+		return "", fmt.Errorf("output %q is empty", port.Name)
+	}
+	d, err := artifacts.CheckFile(path, port.Kind)
+	if err != nil {
+		return "", fmt.Errorf("output %q is not a valid %s artifact: %w", port.Name, port.Kind, err)
+	}
+	return d, nil
+}
+
+// stageName names the stage of t in messages: "stage noise", or the plugin
+// as the pipeline wrote it ("stage exec:./plugins/x").
+func stageName(t *Task) string {
+	if strings.HasPrefix(t.Uses, "exec:") {
+		return "stage " + t.Uses
+	}
+	return "stage " + t.Stage.Spec().Name
 }
 
 // runStage calls s.Run and turns a panic into an error with the stage's name

@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sourcegraph/conc/pool"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
+	"github.com/sglr-pipe/sglr-pipe/stages"
 )
 
 // ToolVersion is recorded in every action as the tool that produced it. The
@@ -170,6 +174,7 @@ type instanceState struct {
 	inputs  map[string][]artifacts.Digest
 	outputs map[string]artifacts.Digest
 	err     error
+	started time.Time
 	seconds float64
 	waiting int // producers not yet settled
 }
@@ -184,6 +189,11 @@ type scheduler struct {
 	sink  *eventSink
 
 	states []*instanceState
+
+	// mu guards the status and outputs of instances that a repair may change
+	// while other workers read them (see rebuild), and repairs.
+	mu      sync.Mutex
+	repairs map[int]*repair
 }
 
 func newScheduler(p *Pipeline, sel *selection, opts Options) *scheduler {
@@ -198,7 +208,8 @@ func newScheduler(p *Pipeline, sel *selection, opts Options) *scheduler {
 	s := &scheduler{
 		p: p, sel: sel, opts: opts, exec: exec, jobs: jobs,
 		cores: newCoreBudget(jobs), sink: &eventSink{fn: opts.Events},
-		states: make([]*instanceState, len(p.Nodes)),
+		states:  make([]*instanceState, len(p.Nodes)),
+		repairs: map[int]*repair{},
 	}
 	for i := range s.states {
 		s.states[i] = &instanceState{}
@@ -233,14 +244,14 @@ func (s *scheduler) run(ctx context.Context) {
 	}
 	decide = func(n *Node) {
 		for _, from := range n.Producers {
-			fs := s.states[from.index]
-			if fs.status == StatusCached || fs.status == StatusRan {
+			status := s.statusOf(from)
+			if status == StatusCached || status == StatusRan {
 				continue
 			}
-			if fs.status == StatusCancelled {
+			if status == StatusCancelled {
 				s.finish(n, StatusCancelled, "upstream "+from.ID()+" cancelled", nil)
 			} else {
-				s.finish(n, StatusSkipped, "upstream "+from.ID()+" "+fs.status, nil)
+				s.finish(n, StatusSkipped, "upstream "+from.ID()+" "+status, nil)
 			}
 			settle(n)
 			return
@@ -287,7 +298,7 @@ func (s *scheduler) process(ctx context.Context, n *Node) {
 	store := s.opts.Store
 	byDigest, _ := s.exec.(InputsByDigest)
 	withPaths := byDigest == nil || !byDigest.InputsByDigest()
-	ks, inputs, err := n.keySpec(store, func(m *Node) map[string]artifacts.Digest { return s.states[m.index].outputs }, withPaths)
+	ks, inputs, err := n.keySpec(store, s.outputsOf, withPaths)
 	if err != nil {
 		s.finish(n, StatusFailed, "", err)
 		return
@@ -305,7 +316,7 @@ func (s *scheduler) process(ctx context.Context, n *Node) {
 			return
 		}
 		if look.hit {
-			st.outputs = look.action.Outputs
+			s.setOutputs(n, look.action.Outputs)
 			s.finish(n, StatusCached, "", nil)
 			return
 		}
@@ -320,19 +331,7 @@ func (s *scheduler) process(ctx context.Context, n *Node) {
 	}
 	st.reason = reason
 
-	cores := min(n.Spec.CoresWanted(), s.jobs)
-	if err := s.cores.acquire(ctx, cores); err != nil {
-		s.finish(n, StatusCancelled, reason, nil)
-		return
-	}
-	s.sink.emit(Event{Instance: n.ID(), Kind: EventStart, Message: reason})
-	startedAt := time.Now()
-	res, err := s.exec.Execute(ctx, &Task{
-		Instance: n.ID(), Uses: n.Uses(), Stage: n.Stage, Params: n.Params, Seed: n.Seed,
-		Inputs: inputs, Progress: newInstanceProgress(s.sink, n.ID()), Store: store,
-	})
-	s.cores.release(cores)
-	st.seconds = time.Since(startedAt).Seconds()
+	res, err := s.executeRepairing(ctx, n, &ks, &inputs, reason)
 	if err != nil {
 		if ctx.Err() != nil {
 			s.finish(n, StatusCancelled, reason, nil)
@@ -341,12 +340,182 @@ func (s *scheduler) process(ctx context.Context, n *Node) {
 		}
 		return
 	}
-	if err := s.record(n, ks, st.key, res, startedAt, st.seconds); err != nil {
+	st.inputs = ks.Inputs
+	if st.key, err = CacheKey(ks); err != nil {
 		s.finish(n, StatusFailed, reason, err)
 		return
 	}
-	st.outputs = res.Outputs
+	if err := s.record(n, ks, st.key, res, st.started, st.seconds); err != nil {
+		s.finish(n, StatusFailed, reason, err)
+		return
+	}
+	s.setOutputs(n, res.Outputs)
 	s.finish(n, StatusRan, reason, nil)
+}
+
+// executeRepairing executes n and, when the stage failed because an input
+// object's bytes no longer match their digest, rebuilds the producer of that
+// object and executes n again with the inputs the rebuild left (a corrupt
+// object is a cache miss of its producer, exactly as a deleted one is). ks and
+// inputs are updated in place when a rebuild changed them.
+func (s *scheduler) executeRepairing(ctx context.Context, n *Node, ks *KeySpec, inputs *map[string][]stages.Input, reason string) (*Result, error) {
+	repaired := map[artifacts.Digest]bool{}
+	for {
+		res, err := s.execute(ctx, n, *inputs, reason)
+		if err == nil || ctx.Err() != nil {
+			return res, err
+		}
+		d, ok := artifacts.CorruptObject(err)
+		if !ok {
+			return nil, err
+		}
+		if repaired[d] {
+			return nil, fmt.Errorf("%w (still corrupt after its producer was rebuilt)", err)
+		}
+		repaired[d] = true
+		from := s.producerOf(n, d)
+		if from == nil {
+			return nil, err
+		}
+		if s.sel.mode[from.index] == modeCacheOnly {
+			return nil, fmt.Errorf("%w; its producer %s is outside --only: run without --only to rebuild it", err, from.ID())
+		}
+		if rerr := s.rebuild(ctx, from, d, n); rerr != nil {
+			return nil, fmt.Errorf("%w; rebuilding it with %s failed: %v", err, from.ID(), rerr)
+		}
+		byDigest, _ := s.exec.(InputsByDigest)
+		withPaths := byDigest == nil || !byDigest.InputsByDigest()
+		newKS, newInputs, kerr := n.keySpec(s.opts.Store, s.outputsOf, withPaths)
+		if kerr != nil {
+			return nil, kerr
+		}
+		*ks, *inputs = newKS, newInputs
+	}
+}
+
+// execute runs n once on the executor within the core budget.
+func (s *scheduler) execute(ctx context.Context, n *Node, inputs map[string][]stages.Input, reason string) (*Result, error) {
+	st := s.states[n.index]
+	cores := min(n.Spec.CoresWanted(), s.jobs)
+	if err := s.cores.acquire(ctx, cores); err != nil {
+		return nil, err
+	}
+	s.sink.emit(Event{Instance: n.ID(), Kind: EventStart, Message: reason})
+	st.started = time.Now()
+	res, err := s.exec.Execute(ctx, &Task{
+		Instance: n.ID(), Uses: n.Uses(), Stage: n.Stage, Params: n.Params, Seed: n.Seed,
+		Inputs: inputs, Progress: newInstanceProgress(s.sink, n.ID()), Store: s.opts.Store,
+	})
+	s.cores.release(cores)
+	st.seconds = time.Since(st.started).Seconds()
+	return res, err
+}
+
+// repair is one rebuild of a settled instance during a run; consumers that
+// find the same corrupt object wait for the same rebuild.
+type repair struct {
+	done chan struct{}
+	err  error
+}
+
+// rebuild executes the settled instance p again, because reader found its
+// output object d corrupt, and records the fresh action under p's key. The
+// new output overwrites the corrupt object (the same bytes under the same
+// name, for a deterministic stage); if p now gives other bytes, the corrupt
+// object is removed from the store and reader's key changes with them. Each
+// instance is rebuilt at most once per run.
+func (s *scheduler) rebuild(ctx context.Context, p *Node, d artifacts.Digest, reader *Node) error {
+	s.mu.Lock()
+	r, started := s.repairs[p.index]
+	if !started {
+		r = &repair{done: make(chan struct{})}
+		s.repairs[p.index] = r
+	}
+	s.mu.Unlock()
+	if started {
+		select {
+		case <-r.done:
+			return r.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	defer close(r.done)
+	ps := s.states[p.index]
+	reason := fmt.Sprintf("output object %s corrupt (read by %s)", shortDigest(d), reader.ID())
+	byDigest, _ := s.exec.(InputsByDigest)
+	withPaths := byDigest == nil || !byDigest.InputsByDigest()
+	ks, inputs, err := p.keySpec(s.opts.Store, s.outputsOf, withPaths)
+	if err != nil {
+		r.err = err
+		return err
+	}
+	res, err := s.executeRepairing(ctx, p, &ks, &inputs, reason)
+	if err == nil {
+		var key string
+		if key, err = CacheKey(ks); err == nil {
+			err = s.record(p, ks, key, res, ps.started, ps.seconds)
+			ps.key, ps.inputs = key, ks.Inputs
+		}
+	}
+	if err != nil {
+		r.err = err
+		s.sink.emit(Event{Instance: p.ID(), Kind: EventFailed, Err: "rebuild: " + err.Error()})
+		return err
+	}
+	s.mu.Lock()
+	ps.outputs, ps.status, ps.reason = res.Outputs, StatusRan, reason
+	s.mu.Unlock()
+	s.sink.emit(Event{Instance: p.ID(), Kind: EventDone, Seconds: ps.seconds})
+	if !slices.Contains(slices.Collect(maps.Values(res.Outputs)), d) {
+		if rm, ok := s.opts.Store.(objectRemover); ok {
+			_ = rm.RemoveObject(d) // best effort: a later read of d fails its check again
+		}
+	}
+	return nil
+}
+
+// objectRemover is implemented by stores that can delete an object.
+type objectRemover interface {
+	RemoveObject(d artifacts.Digest) error
+}
+
+// producerOf returns the producer of n whose outputs include d.
+func (s *scheduler) producerOf(n *Node, d artifacts.Digest) *Node {
+	for _, p := range n.Producers {
+		for _, od := range s.outputsOf(p) {
+			if od == d {
+				return p
+			}
+		}
+	}
+	return nil
+}
+
+// outputsOf returns the outputs recorded for m so far.
+func (s *scheduler) outputsOf(m *Node) map[string]artifacts.Digest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.states[m.index].outputs
+}
+
+func (s *scheduler) setOutputs(m *Node, outputs map[string]artifacts.Digest) {
+	s.mu.Lock()
+	s.states[m.index].outputs = outputs
+	s.mu.Unlock()
+}
+
+func (s *scheduler) statusOf(m *Node) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.states[m.index].status
+}
+
+func shortDigest(d artifacts.Digest) string {
+	if len(d) > 12 {
+		return string(d[:12])
+	}
+	return string(d)
 }
 
 // record writes the action of a finished execution.
@@ -374,10 +543,12 @@ func (s *scheduler) record(n *Node, ks KeySpec, key string, res *Result, started
 // finish sets an instance's final status and emits its event.
 func (s *scheduler) finish(n *Node, status, reason string, err error) {
 	st := s.states[n.index]
+	s.mu.Lock()
 	st.status, st.err = status, err
 	if reason != "" {
 		st.reason = reason
 	}
+	s.mu.Unlock()
 	e := Event{Instance: n.ID(), Seconds: st.seconds}
 	switch status {
 	case StatusCached:

@@ -228,6 +228,69 @@ func TestMissingOrCorruptObjectIsRebuilt(t *testing.T) {
 	}
 }
 
+// TestCorruptInputRebuildsItsProducer damages an object that a stage is
+// about to read, without --verify: the read's own digest check finds it, the
+// producer is rebuilt in the same run, the reader runs on the rebuilt bytes,
+// and every digest equals a clean run's. Nothing is recorded from bad bytes.
+func TestCorruptInputRebuildsItsProducer(t *testing.T) {
+	damages := map[string]func(good []byte) []byte{
+		"flipped byte": func(good []byte) []byte {
+			b := append([]byte(nil), good...)
+			b[len(b)/2] ^= 0x40
+			return b
+		},
+		"truncated": func(good []byte) []byte { return good[:len(good)-9] },
+		"replaced":  func([]byte) []byte { return []byte("junk") },
+	}
+	for name, damage := range damages {
+		t.Run(name, func(t *testing.T) {
+			ts := newTestStages("v1")
+			dir := t.TempDir()
+			file := writeFile(t, dir, "basic.yaml", basicYAML)
+			clean := mustRun(t, mustLoad(t, file, ts, "stages.b.with.offset=1"), Options{Store: openStore(t)})
+
+			store := openStore(t)
+			first := mustRun(t, mustLoad(t, file, ts), Options{Store: store})
+			d := instanceOf(t, first, "a").Outputs["table"]
+			path, err := store.Path(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			good, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, damage(good), 0o644); err != nil {
+				t.Fatal(err)
+			}
+
+			// b's new offset makes it run, and so read a's damaged output.
+			run := mustRun(t, mustLoad(t, file, ts, "stages.b.with.offset=1"), Options{Store: store})
+			want := map[string]string{"a": StatusRan, "b": StatusRan, "c": StatusCached}
+			if got := statuses(run); !maps.Equal(got, want) {
+				t.Errorf("statuses %v, want %v", got, want)
+			}
+			if r := instanceOf(t, run, "a").Reason; !strings.Contains(r, "corrupt") || !strings.Contains(r, "read by b") {
+				t.Errorf("a's reason = %q, want it to say its output was corrupt when b read it", r)
+			}
+			for _, id := range []string{"a", "b", "c"} {
+				if got, want := instanceOf(t, run, id).Outputs, instanceOf(t, clean, id).Outputs; !maps.Equal(got, want) {
+					t.Errorf("%s: outputs %v, want a clean run's %v", id, got, want)
+				}
+			}
+			if err := store.Verify(d); err != nil {
+				t.Errorf("object not rebuilt: %v", err)
+			}
+			if rep, err := store.Check(context.Background(), artifacts.CheckOptions{ReadData: true}); err != nil || !rep.OK() {
+				t.Errorf("store check after the repair: %+v %v", rep, err)
+			}
+		})
+	}
+}
+
 func TestConcurrentRunsOnOneStore(t *testing.T) {
 	ts := newTestStages("v1")
 	store := openStore(t)
@@ -328,7 +391,7 @@ func TestFailureSkipsDependantsOnly(t *testing.T) {
 		t.Errorf("failures %v, want bad, crash and lazy", runErr.Failures)
 	}
 	msg := err.Error()
-	for _, want := range []string{"bad: stage fail: boom", "crash: stage panic panicked", "lazy: stage lazy did not write output \"table\""} {
+	for _, want := range []string{"bad: stage fail: boom", "crash: stage panic panicked", "lazy: stage lazy: did not write output \"table\""} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
 		}

@@ -58,7 +58,7 @@ func TestEnvArtifactRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			consumer := &Env{Instance: "train", Inputs: map[string][]Input{
-				tt.port: {{Path: env.OutputPath(tt.port)}},
+				tt.port: {fileInput(t, env.OutputPath(tt.port), nil)},
 			}}
 			got, err := tt.read(consumer)
 			if err != nil {
@@ -80,7 +80,7 @@ func TestEnvGatheredInputs(t *testing.T) {
 		if err := producer.WriteDataset(port, testDataset(int32(i))); err != nil {
 			t.Fatal(err)
 		}
-		ins = append(ins, Input{Path: producer.OutputPath(port), Tags: map[string]string{"noise": noise}})
+		ins = append(ins, fileInput(t, producer.OutputPath(port), map[string]string{"noise": noise}))
 	}
 	env := &Env{Instance: "report", Inputs: map[string][]Input{"datasets": ins}}
 	ds, tags, err := env.ReadDatasets("datasets")
@@ -102,7 +102,7 @@ func TestEnvArtifactErrorsNameInstanceAndPort(t *testing.T) {
 	if err := os.WriteFile(junk, []byte("not arrow"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := &Env{Instance: "eval[method=sglr]", OutDir: dir, Inputs: map[string][]Input{"dataset": {{Path: junk}}}}
+	env := &Env{Instance: "eval[method=sglr]", OutDir: dir, Inputs: map[string][]Input{"dataset": {fileInput(t, junk, nil)}}}
 	unwritable := &Env{Instance: "eval[method=sglr]", OutDir: filepath.Join(dir, "missing-dir")}
 	tests := []struct {
 		name string

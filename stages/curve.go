@@ -9,13 +9,13 @@ import (
 // ReadCurve decodes the curve (a per-epoch table) on the single-artifact
 // input port.
 func (e *Env) ReadCurve(port string) (*artifacts.Table, error) {
-	return readInput(e, port, artifacts.KindCurve, artifacts.ReadCurveFile)
+	return readInput(e, port, artifacts.KindCurve, artifacts.ReadCurve)
 }
 
 // ReadCurves decodes every curve gathered on a Multi input port, in delivery
 // order, with each one's matrix tags (axis -> value label).
 func (e *Env) ReadCurves(port string) ([]*artifacts.Table, []map[string]string, error) {
-	return readGathered(e, port, artifacts.KindCurve, artifacts.ReadCurveFile)
+	return readGathered(e, port, artifacts.KindCurve, artifacts.ReadCurve)
 }
 
 // WriteCurve encodes the curve c to the file of output port.

@@ -16,7 +16,7 @@ func TestEnvCurveRoundTrip(t *testing.T) {
 	if err := producer.WriteCurve("curve", curve); err != nil {
 		t.Fatal(err)
 	}
-	in := Input{Path: producer.OutputPath("curve"), Tags: map[string]string{"labels": "sglr"}}
+	in := fileInput(t, producer.OutputPath("curve"), map[string]string{"labels": "sglr"})
 	consumer := &Env{Instance: "summary", Inputs: map[string][]Input{"one": {in}, "many": {in, in}}}
 	got, err := consumer.ReadCurve("one")
 	if err != nil {
@@ -36,7 +36,7 @@ func TestEnvCurveRoundTrip(t *testing.T) {
 	if err := producer.WriteTable("table", curve); err != nil {
 		t.Fatal(err)
 	}
-	wrong := &Env{Instance: "summary", Inputs: map[string][]Input{"one": {{Path: producer.OutputPath("table")}}}}
+	wrong := &Env{Instance: "summary", Inputs: map[string][]Input{"one": {fileInput(t, producer.OutputPath("table"), nil)}}}
 	if _, err := wrong.ReadCurve("one"); err == nil || !strings.Contains(err.Error(), `input "one" (curve`) {
 		t.Errorf("got %v, want a kind error naming the port", err)
 	}

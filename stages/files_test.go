@@ -15,7 +15,7 @@ func TestEnvFilesRoundTrip(t *testing.T) {
 	if err := producer.WriteFiles("report", files); err != nil {
 		t.Fatal(err)
 	}
-	in := Input{Path: producer.OutputPath("report"), Tags: map[string]string{"noise": "0.2"}}
+	in := fileInput(t, producer.OutputPath("report"), map[string]string{"noise": "0.2"})
 	consumer := &Env{Instance: "publish", Inputs: map[string][]Input{"one": {in}, "many": {in, in}}}
 	got, err := consumer.ReadFiles("one")
 	if err != nil {
@@ -36,7 +36,7 @@ func TestEnvFilesRoundTrip(t *testing.T) {
 	if err := producer.WriteFiles("bad", bad); err == nil || !strings.Contains(err.Error(), `output "bad"`) {
 		t.Errorf("got %v, want an error naming the port", err)
 	}
-	wrong := &Env{Instance: "publish", Inputs: map[string][]Input{"one": {{Path: producer.OutputPath("bad")}}}}
+	wrong := &Env{Instance: "publish", Inputs: map[string][]Input{"one": {{Path: producer.OutputPath("bad"), Digest: artifacts.Digest(strings.Repeat("0", 64))}}}}
 	if _, err := wrong.ReadFiles("one"); err == nil {
 		t.Error("a removed output was read")
 	}

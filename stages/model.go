@@ -8,7 +8,7 @@ import (
 
 // ReadModel decodes the model on the single-artifact input port.
 func (e *Env) ReadModel(port string) (*artifacts.Model, error) {
-	return readInput(e, port, "model", artifacts.ReadModelFile)
+	return readInput(e, port, "model", artifacts.ReadModel)
 }
 
 // WriteModel encodes m to the file of output port.

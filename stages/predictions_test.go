@@ -24,7 +24,7 @@ func TestEnvPredictionsRoundTrip(t *testing.T) {
 		if err := producer.WritePredictions(port, p); err != nil {
 			t.Fatal(err)
 		}
-		inputs = append(inputs, Input{Path: producer.OutputPath(port), Tags: tags[i]})
+		inputs = append(inputs, fileInput(t, producer.OutputPath(port), tags[i]))
 	}
 	single := &Env{Instance: "calibrate", Inputs: map[string][]Input{"predictions": inputs[:1]}}
 	got, err := single.ReadPredictions("predictions")
@@ -53,9 +53,9 @@ func TestEnvPredictionsErrors(t *testing.T) {
 	if err := env.WriteDataset("data", testDataset(0)); err != nil {
 		t.Fatal(err)
 	}
-	consumer := &Env{Instance: "calibrate", Inputs: map[string][]Input{"predictions": {{Path: env.OutputPath("data"), Digest: "abc"}}}}
+	consumer := &Env{Instance: "calibrate", Inputs: map[string][]Input{"predictions": {fileInput(t, env.OutputPath("data"), nil)}}}
 	_, err = consumer.ReadPredictions("predictions")
-	if !errors.Is(err, artifacts.ErrCorrupt) || !strings.Contains(err.Error(), `calibrate: input "predictions" (predictions abc)`) {
+	if !errors.Is(err, artifacts.ErrCorrupt) || !strings.Contains(err.Error(), `calibrate: input "predictions" (predictions `) {
 		t.Errorf("ReadPredictions of a dataset: %v", err)
 	}
 	if _, _, err := consumer.ReadPredictionsAll("missing"); err == nil || !strings.Contains(err.Error(), "not connected") {

@@ -160,8 +160,8 @@ func (s *Store) Upload(d artifacts.Digest) error {
 // CreateTemp creates a scratch file in the mirror.
 func (s *Store) CreateTemp(pattern string) (string, error) { return s.mirror.CreateTemp(pattern) }
 
-// TempDir makes a scratch directory in the mirror; the caller removes it.
-func (s *Store) TempDir(pattern string) (string, error) { return s.mirror.TempDir(pattern) }
+// Scratch makes a leased scratch directory in the mirror; the caller removes it.
+func (s *Store) Scratch(pattern string) (*artifacts.Scratch, error) { return s.mirror.Scratch(pattern) }
 
 // Has reports whether the shared store holds object d (its metadata names
 // the right sha256); the bytes are not re-hashed.

@@ -142,7 +142,10 @@ func newCacheGCCommand(g *globalFlags) *cobra.Command {
 		Short: "Remove objects no action names, and stale scratch files",
 		Long: `gc removes objects that no action-cache entry names and leftovers in tmp/.
 Files younger than --grace are spared, so gc is safe beside a running
-pipeline; --grace 0 removes everything unreferenced at once.`,
+pipeline; --grace 0 removes everything unreferenced at once. Scratch
+directories and writes of a live run are leased (an flock held while the
+stage runs) and never removed, however old; a killed run's lease dies with
+it, and its leftovers go once older than --grace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if grace < 0 {
@@ -168,9 +171,15 @@ pipeline; --grace 0 removes everything unreferenced at once.`,
 					for _, p := range rep.Removed {
 						fmt.Fprintf(out, "%s %s\n", verb, p)
 					}
+					for _, p := range rep.InUse {
+						fmt.Fprintf(out, "in use %s\n", p)
+					}
 				}
 				fmt.Fprintf(out, "%s %d objects (%s) and %d tmp entries; kept %d objects\n",
 					verb, rep.ObjectsRemoved, humanBytes(rep.BytesFreed), rep.TmpRemoved, rep.ObjectsKept)
+				if rep.TmpInUse > 0 {
+					fmt.Fprintf(out, "spared %d tmp entries in use by running stages\n", rep.TmpInUse)
+				}
 				for _, p := range rep.Problems {
 					fmt.Fprintf(out, "problem: %s\n", p)
 				}
@@ -182,7 +191,7 @@ pipeline; --grace 0 removes everything unreferenced at once.`,
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would be removed without removing it")
-	cmd.Flags().DurationVar(&grace, "grace", time.Hour, "spare unreferenced objects and tmp entries younger than this")
+	cmd.Flags().DurationVar(&grace, "grace", time.Hour, "spare unreferenced objects and tmp entries younger than this (tmp entries a live run holds are always spared)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the GC report as JSON")
 	return cmd
 }

@@ -86,7 +86,7 @@ func printFilesTable(w io.Writer, store artifacts.Store, d artifacts.Digest) err
 	if err != nil {
 		return err
 	}
-	files, err := artifacts.ReadFilesFile(path)
+	files, err := artifacts.DecodeObject(path, d, artifacts.ReadFiles)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func writeFilesArtifact(dir string, store artifacts.Store, d artifacts.Digest) (
 	if err != nil {
 		return 0, err
 	}
-	files, err := artifacts.ReadFilesFile(path) // validates the names: clean, relative, no ".."
+	files, err := artifacts.DecodeObject(path, d, artifacts.ReadFiles) // validates the names: clean, relative, no ".."
 	if err != nil {
 		return 0, err
 	}

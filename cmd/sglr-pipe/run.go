@@ -419,7 +419,7 @@ func printTableArtifact(w io.Writer, store artifacts.Store, d artifacts.Digest) 
 	if err != nil {
 		return err
 	}
-	t, err := artifacts.ReadTableFile(path)
+	t, err := artifacts.DecodeObject(path, d, artifacts.ReadTable)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -79,24 +78,23 @@ type shownArtifact struct {
 
 // inspectArtifact opens the referenced object and inspects it.
 func inspectArtifact(store *artifacts.DirStore, ref *resolvedRef, head int) (*shownArtifact, error) {
-	path, err := store.Path(ref.digest)
+	f, err := store.Open(ref.digest) // read whole and checked against its digest
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open artifact %s: %w", ref.digest, err)
-	}
 	defer f.Close()
-	st, err := f.Stat()
+	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
+		return nil, fmt.Errorf("artifact %s: %w", ref.digest, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("artifact %s: %w", ref.digest, err)
 	}
 	info, err := artifacts.Inspect(f, head)
 	if err != nil {
 		return nil, fmt.Errorf("artifact %s: %w", ref.digest, err)
 	}
-	return &shownArtifact{Digest: ref.digest, Size: st.Size(), Instance: ref.instance, Port: ref.port, Info: info}, nil
+	return &shownArtifact{Digest: ref.digest, Size: size, Instance: ref.instance, Port: ref.port, Info: info}, nil
 }
 
 // printArtifact renders an artifact description.

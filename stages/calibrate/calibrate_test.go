@@ -16,6 +16,7 @@ import (
 	"github.com/sglr-pipe/sglr-pipe/nn"
 	"github.com/sglr-pipe/sglr-pipe/stages"
 	"github.com/sglr-pipe/sglr-pipe/stages/eval"
+	"github.com/sglr-pipe/sglr-pipe/stages/stagetest"
 )
 
 // synthetic builds predictions of K=4 for the given (checkpoint, attack)
@@ -68,9 +69,9 @@ func runCalibrate(t *testing.T, preds, val *artifacts.Predictions, values map[st
 		}
 		return path
 	}
-	inputs := map[string][]stages.Input{"predictions": {{Path: write("predictions", preds)}}}
+	inputs := map[string][]stages.Input{"predictions": {stagetest.Input(t, write("predictions", preds), nil)}}
 	if val != nil {
-		inputs["val"] = []stages.Input{{Path: write("val", val)}}
+		inputs["val"] = []stages.Input{stagetest.Input(t, write("val", val), nil)}
 	}
 	params := stages.Params{}
 	for _, p := range (Stage{}).Spec().Params {

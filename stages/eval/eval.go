@@ -270,7 +270,7 @@ func readModels(env *stages.Env, port string) ([]*artifacts.Model, []map[string]
 	models := make([]*artifacts.Model, len(ins))
 	tags := make([]map[string]string, len(ins))
 	for i, in := range ins {
-		m, err := artifacts.ReadModelFile(in.Path)
+		m, err := stages.ReadInput(in, artifacts.ReadModel)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: input %q, model %d of %d (%s, tags %v): %w",
 				env.Instance, port, i+1, len(ins), in.Digest, in.Tags, err)

@@ -16,6 +16,7 @@ import (
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	"github.com/sglr-pipe/sglr-pipe/nn"
 	"github.com/sglr-pipe/sglr-pipe/stages"
+	"github.com/sglr-pipe/sglr-pipe/stages/stagetest"
 	"github.com/sglr-pipe/sglr-pipe/stages/train"
 )
 
@@ -115,14 +116,14 @@ func runEval(t *testing.T, models []model, source *artifacts.Model, ds *artifact
 		return path
 	}
 	inputs := map[string][]stages.Input{
-		"dataset": {{Path: write("dataset", func(f *os.File) error { return artifacts.WriteDataset(f, ds) })}},
+		"dataset": {stagetest.Input(t, write("dataset", func(f *os.File) error { return artifacts.WriteDataset(f, ds) }), nil)},
 	}
 	for i, m := range models {
 		path := write(fmt.Sprintf("model%d", i), func(f *os.File) error { return artifacts.WriteModel(f, m.m) })
-		inputs["models"] = append(inputs["models"], stages.Input{Path: path, Tags: m.tags})
+		inputs["models"] = append(inputs["models"], stagetest.Input(t, path, m.tags))
 	}
 	if source != nil {
-		inputs["source"] = []stages.Input{{Path: write("source", func(f *os.File) error { return artifacts.WriteModel(f, source) })}}
+		inputs["source"] = []stages.Input{stagetest.Input(t, write("source", func(f *os.File) error { return artifacts.WriteModel(f, source) }), nil)}
 	}
 	params := stages.Params{}
 	for _, p := range (Stage{}).Spec().Params {

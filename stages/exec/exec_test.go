@@ -18,6 +18,7 @@ import (
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	"github.com/sglr-pipe/sglr-pipe/stages"
+	"github.com/sglr-pipe/sglr-pipe/stages/stagetest"
 )
 
 // scriptSpec is the describe answer of the shell-script plugins below.
@@ -376,7 +377,7 @@ func TestClassSubsetPlugin(t *testing.T) {
 			Instance: "subset",
 			Params:   params,
 			Seed:     5,
-			Inputs:   map[string][]stages.Input{"dataset": {{Digest: "x", Path: inPath}}},
+			Inputs:   map[string][]stages.Input{"dataset": {stagetest.Input(t, inPath, nil)}},
 			Progress: prog,
 			OutDir:   t.TempDir(),
 		}

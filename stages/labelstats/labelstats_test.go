@@ -13,6 +13,7 @@ import (
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	"github.com/sglr-pipe/sglr-pipe/stages"
+	"github.com/sglr-pipe/sglr-pipe/stages/stagetest"
 )
 
 // dataset builds a dataset with the given labels over names; flipped marks
@@ -122,7 +123,7 @@ func TestStageRun(t *testing.T) {
 		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		inputs = append(inputs, stages.Input{Path: p, Tags: map[string]string{"noise": fmt.Sprint(i)}})
+		inputs = append(inputs, stagetest.Input(t, p, map[string]string{"noise": fmt.Sprint(i)}))
 	}
 	out := filepath.Join(dir, "out")
 	if err := os.Mkdir(out, 0o755); err != nil {

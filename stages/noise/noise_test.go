@@ -13,6 +13,7 @@ import (
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	"github.com/sglr-pipe/sglr-pipe/stages"
+	"github.com/sglr-pipe/sglr-pipe/stages/stagetest"
 )
 
 // testDataset builds n samples of k classes (label i mod k) with random-ish
@@ -307,7 +308,7 @@ func runNoise(t *testing.T, in *artifacts.Dataset, raw map[string]any, seed uint
 	}
 	env := &stages.Env{
 		Instance: "noisy", Params: params, Seed: seed, Progress: stages.NopProgress{}, OutDir: out,
-		Inputs: map[string][]stages.Input{"dataset": {{Path: inPath}}},
+		Inputs: map[string][]stages.Input{"dataset": {stagetest.Input(t, inPath, nil)}},
 	}
 	if err := (Stage{}).Run(context.Background(), env); err != nil {
 		return nil, env, err

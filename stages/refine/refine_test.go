@@ -13,6 +13,7 @@ import (
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	"github.com/sglr-pipe/sglr-pipe/nn"
 	"github.com/sglr-pipe/sglr-pipe/stages"
+	"github.com/sglr-pipe/sglr-pipe/stages/stagetest"
 	"github.com/sglr-pipe/sglr-pipe/stages/train"
 )
 
@@ -74,8 +75,8 @@ func runRefine(t *testing.T, ds *artifacts.Dataset, arch nn.Arch, values map[str
 	}
 	env := &stages.Env{Instance: "refine", Params: params, Seed: 9, Progress: stages.NopProgress{}, OutDir: dir,
 		Inputs: map[string][]stages.Input{
-			"model":   {{Path: write("model", func(f *os.File) error { return artifacts.WriteModel(f, m) })}},
-			"dataset": {{Path: write("dataset", func(f *os.File) error { return artifacts.WriteDataset(f, ds) })}},
+			"model":   {stagetest.Input(t, write("model", func(f *os.File) error { return artifacts.WriteModel(f, m) }), nil)},
+			"dataset": {stagetest.Input(t, write("dataset", func(f *os.File) error { return artifacts.WriteDataset(f, ds) }), nil)},
 		}}
 	if err := (Stage{}).Run(context.Background(), env); err != nil {
 		return nil, env, err

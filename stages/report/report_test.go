@@ -15,6 +15,7 @@ import (
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	"github.com/sglr-pipe/sglr-pipe/stages"
+	"github.com/sglr-pipe/sglr-pipe/stages/stagetest"
 )
 
 // trainCurve is a train-stage-like curve: robust accuracy rising then
@@ -238,7 +239,7 @@ func TestStageRunWritesFilesAndReportsTable(t *testing.T) {
 		if err := producer.WriteTable(port, tb); err != nil {
 			t.Fatal(err)
 		}
-		ins = append(ins, stages.Input{Path: producer.OutputPath(port), Tags: tags[i]})
+		ins = append(ins, stagetest.Input(t, producer.OutputPath(port), tags[i]))
 	}
 	params := stages.Params{"title": "", "rows": []any{"method"}, "cols": []any{"attack"}, "col_values": []any{},
 		"metrics": []any{"accuracy"}, "best_final": true, "aggregate": AggregateMeanStd, "digits": int64(1),

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	"github.com/sglr-pipe/sglr-pipe/stages"
+	"github.com/sglr-pipe/sglr-pipe/stages/stagetest"
 )
 
 func curveOf(robust, clean []float64) *artifacts.Table {
@@ -102,7 +103,7 @@ func TestBestFinalStage(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.Close()
-		inputs = append(inputs, stages.Input{Path: path, Tags: map[string]string{"labels": label}})
+		inputs = append(inputs, stagetest.Input(t, path, map[string]string{"labels": label}))
 	}
 	env := &stages.Env{Instance: "summary", Params: stages.Params{}, Inputs: map[string][]stages.Input{"curves": inputs},
 		Progress: stages.NopProgress{}, OutDir: dir}

@@ -15,6 +15,7 @@ import (
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	"github.com/sglr-pipe/sglr-pipe/nn"
 	"github.com/sglr-pipe/sglr-pipe/stages"
+	"github.com/sglr-pipe/sglr-pipe/stages/stagetest"
 )
 
 // blobs builds n samples of shape [1,4,4] in k classes: class c lights up
@@ -115,11 +116,11 @@ func runTrain(t *testing.T, trainSet, valSet *artifacts.Dataset, labels *artifac
 	t.Helper()
 	dir := t.TempDir()
 	inputs := map[string][]stages.Input{
-		"train": {{Path: writeArtifact(t, dir, "train.arrow", func(f *os.File) error { return artifacts.WriteDataset(f, trainSet) })}},
-		"val":   {{Path: writeArtifact(t, dir, "val.arrow", func(f *os.File) error { return artifacts.WriteDataset(f, valSet) })}},
+		"train": {stagetest.Input(t, writeArtifact(t, dir, "train.arrow", func(f *os.File) error { return artifacts.WriteDataset(f, trainSet) }), nil)},
+		"val":   {stagetest.Input(t, writeArtifact(t, dir, "val.arrow", func(f *os.File) error { return artifacts.WriteDataset(f, valSet) }), nil)},
 	}
 	if labels != nil {
-		inputs["labels"] = []stages.Input{{Path: writeArtifact(t, dir, "labels.arrow", func(f *os.File) error { return artifacts.WriteLabels(f, labels) })}}
+		inputs["labels"] = []stages.Input{stagetest.Input(t, writeArtifact(t, dir, "labels.arrow", func(f *os.File) error { return artifacts.WriteLabels(f, labels) }), nil)}
 	}
 	out := filepath.Join(dir, "out")
 	if err := os.Mkdir(out, 0o755); err != nil {
