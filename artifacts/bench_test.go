@@ -13,24 +13,8 @@ import (
 // what a stage does with an input: read the file once, hash it against its
 // digest while decoding and validating the same bytes (DecodeObject). Throughputs are in MB/s of artifact bytes.
 func BenchmarkStoreDataset60000x784(b *testing.B) {
-	const n, size = 60000, 784
-	d := &Dataset{
-		Shape:       []int{1, 28, 28},
-		ClassNames:  []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"},
-		IDs:         make([]int64, n),
-		Labels:      make([]int32, n),
-		Images:      make([]float32, n*size),
-		CleanLabels: make([]int32, n),
-		Flipped:     make([]bool, n),
-	}
-	for i := 0; i < n; i++ {
-		d.IDs[i] = int64(i)
-		d.Labels[i] = int32(i % 10)
-		d.CleanLabels[i] = int32(i % 10)
-	}
-	for i := range d.Images {
-		d.Images[i] = float32(i%256) / 255
-	}
+	const n = 60000
+	d := benchDataset(n)
 	s, err := OpenDir(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
@@ -115,9 +99,9 @@ func BenchmarkReadDataset60000x784(b *testing.B) {
 	}
 }
 
-// putBenchDataset stores a dataset of n images of 1×28×28 with clean labels
-// and flipped flags, as the benchmarks read it.
-func putBenchDataset(s *DirStore, n int) (Digest, error) {
+// benchDataset is a dataset of n images of 1×28×28 with clean labels and
+// flipped flags, as the benchmarks store and read it.
+func benchDataset(n int) *Dataset {
 	const size = 784
 	d := &Dataset{
 		Shape:       []int{1, 28, 28},
@@ -136,6 +120,12 @@ func putBenchDataset(s *DirStore, n int) (Digest, error) {
 	for i := range d.Images {
 		d.Images[i] = float32(i%256) / 255
 	}
+	return d
+}
+
+// putBenchDataset stores benchDataset(n).
+func putBenchDataset(s *DirStore, n int) (Digest, error) {
+	d := benchDataset(n)
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(WriteDataset(pw, d)) }()
 	return s.Put(pr)

@@ -3,7 +3,6 @@
 package artifacts
 
 import (
-	"fmt"
 	"io/fs"
 	"os"
 )
@@ -20,7 +19,7 @@ func openRegular(path string) (*os.File, os.FileInfo, error) {
 		return nil, nil, &notRegularError{path: path, problem: "is a symbolic link"}
 	}
 	if !info.Mode().IsRegular() {
-		return nil, nil, &notRegularError{path: path, problem: fmt.Sprintf("is not a regular file (%s)", info.Mode().Type())}
+		return nil, nil, &notRegularError{path: path, problem: "is " + FileKind(info.Mode()) + ", not a regular file"}
 	}
 	f, err := os.Open(path)
 	if err != nil {

@@ -4,7 +4,6 @@ package artifacts
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"syscall"
@@ -29,7 +28,7 @@ func openRegular(path string) (*os.File, os.FileInfo, error) {
 	}
 	if !info.Mode().IsRegular() {
 		f.Close()
-		return nil, nil, &notRegularError{path: path, problem: fmt.Sprintf("is not a regular file (%s)", info.Mode().Type())}
+		return nil, nil, &notRegularError{path: path, problem: "is " + FileKind(info.Mode()) + ", not a regular file"}
 	}
 	return f, info, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 )
 
@@ -95,8 +96,16 @@ type verifiedObject struct{ *bytes.Reader }
 
 func (verifiedObject) Close() error { return nil }
 
-// FileDigest hashes the file at path.
+// FileDigest hashes the file at path (following links), refusing anything
+// but a regular file so that a FIFO cannot block it.
 func FileDigest(path string) (Digest, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if !info.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is %s, not a regular file", path, FileKind(info.Mode()))
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -107,6 +116,29 @@ func FileDigest(path string) (Digest, error) {
 		return "", fmt.Errorf("hash %s: %w", path, err)
 	}
 	return Digest(hex.EncodeToString(h.Sum(nil))), nil
+}
+
+// FileKind names what kind of file mode describes, for messages ("a named
+// pipe (FIFO)", "a symbolic link", "a regular file").
+func FileKind(mode fs.FileMode) string {
+	switch t := mode.Type(); {
+	case t == 0:
+		return "a regular file"
+	case t&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case t&fs.ModeDir != 0:
+		return "a directory"
+	case t&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case t&fs.ModeSocket != 0:
+		return "a socket"
+	case t&fs.ModeCharDevice != 0:
+		return "a character device"
+	case t&fs.ModeDevice != 0:
+		return "a device"
+	default:
+		return "an irregular file (" + t.String() + ")"
+	}
 }
 
 // notRegularError is openRegular's refusal of a link, FIFO, device or directory.

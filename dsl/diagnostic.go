@@ -69,13 +69,39 @@ func (d Diagnostic) render(b *strings.Builder) {
 	gutter := strings.Repeat(" ", width+1)
 	fmt.Fprintf(b, "%s--> %s", strings.Repeat(" ", width), d.Pos)
 	if d.Pos.Line > 0 && d.Snippet != "" {
-		line := strings.TrimRight(d.Snippet, "\r\n")
-		fmt.Fprintf(b, "\n%s|\n%d | %s\n%s| %s", gutter, d.Pos.Line, line, gutter, underline(line, d.Pos.Col, d.Length))
+		line, col := clipLine(strings.TrimRight(d.Snippet, "\r\n"), d.Pos.Col)
+		fmt.Fprintf(b, "\n%s|\n%d | %s\n%s| %s", gutter, d.Pos.Line, line, gutter, underline(line, col, d.Length))
 	}
 	if d.Detail != "" {
 		detail := strings.ReplaceAll(strings.TrimRight(d.Detail, "\n"), "\n", "\n"+gutter+"  ")
 		fmt.Fprintf(b, "\n%s= %s", gutter, detail)
 	}
+}
+
+// maxSnippet is how many characters of a source line a diagnostic shows.
+const maxSnippet = 160
+
+// clipLine cuts a source line longer than maxSnippet characters to a window
+// around column col, marking each cut with "…", and returns it with col
+// moved to the same character in the window. A generated or hostile file can
+// have a line of megabytes; the message should still fit on a screen.
+func clipLine(line string, col int) (string, int) {
+	runes := []rune(line)
+	if len(runes) <= maxSnippet {
+		return line, col
+	}
+	start := max(0, min(col-1-maxSnippet/2, len(runes)-maxSnippet))
+	end := min(len(runes), start+maxSnippet)
+	clipped := string(runes[start:end])
+	col -= start
+	if start > 0 {
+		clipped = "…" + clipped
+		col++
+	}
+	if end < len(runes) {
+		clipped += "…"
+	}
+	return clipped, col
 }
 
 // underline returns the caret line for line: blanks up to column col (tabs

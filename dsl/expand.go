@@ -24,6 +24,24 @@ type Lister interface {
 // alone, and its edges are the concatenation in list order. Its instances are the distinct projections of the matrix
 // combinations onto its axes, in combination order.
 func Expand(spec *Spec, cat Catalog) (*Expansion, Diagnostics) {
+	return ExpandWith(spec, cat, ExpandOptions{})
+}
+
+// DefaultMaxInstances is how many stage instances a pipeline may expand to
+// unless ExpandOptions says otherwise.
+const DefaultMaxInstances = 100_000
+
+// ExpandOptions tune Expand.
+type ExpandOptions struct {
+	// MaxInstances bounds the stage instances, and the matrix combinations,
+	// the expansion may make (0 or less: DefaultMaxInstances). Both are counted
+	// before anything is expanded, so that a matrix of millions is refused
+	// at once instead of filling memory.
+	MaxInstances int
+}
+
+// ExpandWith is Expand with options.
+func ExpandWith(spec *Spec, cat Catalog, opts ExpandOptions) (*Expansion, Diagnostics) {
 	if spec == nil {
 		return nil, Diagnostics{{Summary: "no pipeline to expand"}}
 	}
@@ -37,13 +55,21 @@ func Expand(spec *Spec, cat Catalog) (*Expansion, Diagnostics) {
 	for _, d := range spec.Stages {
 		x.decls[d.ID] = d
 	}
+	limit := opts.MaxInstances
+	if limit <= 0 {
+		limit = DefaultMaxInstances
+	}
 	x.loadSchemas()
-	x.buildCombos()
+	x.buildAxes()
 	x.checkInputs()
 	order := x.sortDecls()
 	x.computeAxes(order)
 	x.checkParamNames()
-	instances := x.instantiate(order)
+	var instances []*Instance
+	if x.checkSize(order, limit) {
+		x.buildCombos()
+		instances = x.instantiate(order)
+	}
 	diags := x.diags.finish(spec.File, spec.Source)
 	if diags.HasErrors() {
 		return nil, diags
@@ -59,10 +85,13 @@ type expander struct {
 	decls   map[string]*StageDecl
 	schemas map[string]*StageSchema // by decl id; absent when `uses` is unknown
 
-	axes      []string       // axis names in matrix order
-	axisIndex map[string]int // name -> index in axes
-	values    [][]AxisValue  // per axis: its values plus new ones from include
-	combos    [][]int        // per combination: value index per axis
+	axes      []string            // axis names in matrix order
+	axisIndex map[string]int      // name -> index in axes
+	values    [][]AxisValue       // per axis: its values plus new ones from include
+	ownValues []int               // per axis: how many of values are its own (the rest come from include)
+	excludes  []map[string]string // valid exclude entries: axis -> label
+	includes  [][]int             // valid include entries: value index per axis
+	combos    [][]int             // per combination: value index per axis
 
 	axesOf    map[string][]int          // decl id -> indexes of the axes it varies over, sorted
 	byDecl    map[string][]*Instance    // decl id -> instances in combo order
@@ -149,9 +178,9 @@ func (x *expander) loadSchemas() {
 	}
 }
 
-// buildCombos computes the matrix combinations: the cartesian product of the
-// axes (first axis slowest), minus exclude entries, plus include entries.
-func (x *expander) buildCombos() {
+// buildAxes collects the matrix axes and resolves the include and exclude
+// entries; an include value new to its axis is appended to the axis.
+func (x *expander) buildAxes() {
 	m := x.spec.Matrix
 	x.axisIndex = map[string]int{}
 	for _, a := range m.Axes {
@@ -165,22 +194,42 @@ func (x *expander) buildCombos() {
 		x.axisIndex[a.Name] = len(x.axes)
 		x.axes = append(x.axes, a.Name)
 		x.values = append(x.values, append([]AxisValue(nil), a.Values...))
+		x.ownValues = append(x.ownValues, len(a.Values))
 	}
+	for i, ex := range m.Exclude {
+		if labels, ok := x.matrixEntryLabels("exclude", ex, entryAt(m.excludeAt, i), false); ok {
+			x.excludes = append(x.excludes, labels)
+		}
+	}
+	for i, in := range m.Include {
+		labels, ok := x.matrixEntryLabels("include", in, entryAt(m.includeAt, i), true)
+		if !ok {
+			continue
+		}
+		c := make([]int, len(x.axes))
+		for a, name := range x.axes {
+			c[a] = x.valueIndex(a, labels[name], in[name])
+		}
+		x.includes = append(x.includes, c)
+	}
+}
+
+// buildCombos computes the matrix combinations: the cartesian product of the
+// axes' own values (first axis slowest), minus exclude entries, plus include
+// entries.
+func (x *expander) buildCombos() {
+	m := x.spec.Matrix
 	combos := [][]int{{}}
 	for i := range x.axes {
 		var next [][]int
 		for _, c := range combos {
-			for v := range x.values[i] {
+			for v := range x.ownValues[i] {
 				next = append(next, append(append([]int(nil), c...), v))
 			}
 		}
 		combos = next
 	}
-	for i, ex := range m.Exclude {
-		labels, ok := x.matrixEntryLabels("exclude", ex, entryAt(m.excludeAt, i), false)
-		if !ok {
-			continue
-		}
+	for _, labels := range x.excludes {
 		kept := combos[:0]
 		for _, c := range combos {
 			if !x.comboMatches(c, labels) {
@@ -193,15 +242,7 @@ func (x *expander) buildCombos() {
 	for _, c := range combos {
 		seen[comboKey(c)] = true
 	}
-	for i, in := range m.Include {
-		labels, ok := x.matrixEntryLabels("include", in, entryAt(m.includeAt, i), true)
-		if !ok {
-			continue
-		}
-		c := make([]int, len(x.axes))
-		for a, name := range x.axes {
-			c[a] = x.valueIndex(a, labels[name], in[name])
-		}
+	for _, c := range x.includes {
 		if !seen[comboKey(c)] {
 			seen[comboKey(c)] = true
 			combos = append(combos, c)

@@ -59,6 +59,8 @@ func TestErrorGolden(t *testing.T) {
 		"list_kind_mismatch": {`kind mismatch: data.test is a dataset, but input "models" of stage "cmp" (compare) wants a model`, "list_kind_mismatch.yaml:4:53"},
 		"list_cycle":         {"cycle: recap -> summary -> recap", "list_cycle.yaml:6:41"},
 		"list_malformed":     {`input "models": want "stage.output" or "stage.output[]", got int 3`, "list_malformed.yaml:4:53", "got list", `input "dataset": want "stage.output", "stage.output[]" or a list of them, got mapping`},
+		"bad_number":         {`rate: .nan is not a number; want a finite number from 0 to 1`, `lr: want float, got string "1_000" (YAML 1.2 numbers have no '_' separators: write 1000)`, `epochs: want int, got float 0.1`},
+		"too_deep":           {"YAML nesting is deeper than 100 levels", "too_deep.yaml:4:118", "checked before parsing"},
 		"all_at_once":        {`kind: "symetric" is not one of`, `unknown parameter "epoch"`, `unknown matrix axis "methods"`, `has no output "tst"`, `uses "reprot"`},
 	}
 	files, err := filepath.Glob("testdata/errors/*.yaml")

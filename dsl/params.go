@@ -16,9 +16,9 @@ func checkParam(p ParamSchema, v any) (any, string) {
 	var out any
 	switch p.Type {
 	case "int":
-		i, ok := v.(int64)
+		i, ok := asInt(v)
 		if !ok {
-			return nil, "want int, got " + got()
+			return nil, "want int, got " + got() + numberHint(v)
 		}
 		out = i
 	case "float":
@@ -28,7 +28,7 @@ func checkParam(p ParamSchema, v any) (any, string) {
 		case float64:
 			out = f
 		default:
-			return nil, "want float, got " + got()
+			return nil, "want float, got " + got() + numberHint(v)
 		}
 	case "string":
 		s, ok := v.(string)
@@ -88,11 +88,17 @@ func checkConstraints(p ParamSchema, v any) string {
 	default:
 		numeric = false
 	}
-	if numeric {
-		if p.Min != nil && (f < *p.Min || math.IsNaN(f)) {
+	if numeric && (p.Min != nil || p.Max != nil) {
+		switch {
+		case math.IsNaN(f):
+			return fmt.Sprintf("%s is not a number; want %s", renderValue(v), rangeText(p))
+		case math.IsInf(f, 0):
+			return fmt.Sprintf("%s is not finite; want %s", renderValue(v), rangeText(p))
+		}
+		if p.Min != nil && f < *p.Min {
 			return fmt.Sprintf("%s is below the minimum %s", renderValue(v), strconv.FormatFloat(*p.Min, 'g', -1, 64))
 		}
-		if p.Max != nil && (f > *p.Max || math.IsNaN(f)) {
+		if p.Max != nil && f > *p.Max {
 			return fmt.Sprintf("%s is above the maximum %s", renderValue(v), strconv.FormatFloat(*p.Max, 'g', -1, 64))
 		}
 	}
@@ -107,6 +113,59 @@ func checkConstraints(p ParamSchema, v any) string {
 		}
 	}
 	return ""
+}
+
+// asInt returns v as an int parameter's value: an int64, or a float64 that
+// is integral and within int64's range (`1e3` is 1000, `2.0` is 2; `2.5`,
+// `1e-3`, `1e19` and `.nan` are not ints).
+func asInt(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return x, true
+	case float64:
+		if x == math.Trunc(x) && x >= math.MinInt64 && x < math.MaxInt64 {
+			return int64(x), true
+		}
+	}
+	return 0, false
+}
+
+// numberHint explains why a string that looks like a number is not one in
+// YAML 1.2 (the rule is in yamltree.go), or is "".
+func numberHint(v any) string {
+	s, ok := v.(string)
+	if !ok {
+		return ""
+	}
+	if plain := strings.ReplaceAll(s, "_", ""); plain != s && (coreDecimal.MatchString(plain) || coreFloat.MatchString(plain)) {
+		return fmt.Sprintf(" (YAML 1.2 numbers have no '_' separators: write %s)", plain)
+	}
+	if len(s) > 2 && (s[:2] == "0b" || s[:2] == "0B") {
+		if i, err := strconv.ParseInt(s[2:], 2, 64); err == nil {
+			return fmt.Sprintf(" (YAML 1.2 has no binary numbers: write %d or %#x)", i, i)
+		}
+	}
+	return ""
+}
+
+// rangeText describes a numeric parameter's range for a message: "a finite
+// number from 0 to 1", "a finite number of at least 0".
+func rangeText(p ParamSchema) string {
+	bound := func(b float64) string {
+		if math.IsInf(b, 0) {
+			return formatFloat(b)
+		}
+		return strconv.FormatFloat(b, 'g', -1, 64)
+	}
+	switch {
+	case p.Min != nil && p.Max != nil:
+		return fmt.Sprintf("a finite number from %s to %s", bound(*p.Min), bound(*p.Max))
+	case p.Min != nil:
+		return "a finite number of at least " + bound(*p.Min)
+	case p.Max != nil:
+		return "a finite number of at most " + bound(*p.Max)
+	}
+	return "a finite number"
 }
 
 // normalizeValue turns any Go value built from plain types into the DSL's
@@ -210,8 +269,17 @@ func renderValue(v any) string {
 }
 
 // formatFloat renders f in shortest form, keeping a ".0" on integral values
-// so that it still reads as a float.
+// so that it still reads as a float, and spelling NaN and the infinities as
+// YAML does (.nan, .inf, -.inf).
 func formatFloat(f float64) string {
+	switch {
+	case math.IsNaN(f):
+		return ".nan"
+	case math.IsInf(f, 1):
+		return ".inf"
+	case math.IsInf(f, -1):
+		return "-.inf"
+	}
 	s := strconv.FormatFloat(f, 'g', -1, 64)
 	if !strings.ContainsAny(s, ".eEn") {
 		s += ".0"

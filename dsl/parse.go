@@ -17,10 +17,14 @@ import (
 //
 // Parse always returns a Spec, filled as far as the file allowed, together
 // with every problem it found; the Spec must not be run when
-// Diagnostics.HasErrors.
+// Diagnostics.HasErrors. A src over MaxFileSize, or nested, long or wide
+// beyond the limits (see scanLimits), is refused before it is parsed.
 func Parse(file string, src []byte, sets []string) (*Spec, Diagnostics) {
 	var diags Diagnostics
 	spec := &Spec{File: file, Source: src, Name: baseName(file), Vars: map[string]any{}}
+	if len(src) > MaxFileSize {
+		return spec, tooLarge(file, int64(len(src)), true)
+	}
 	root := parseYAML(file, src, nil, &diags)
 	decodable := root != nil
 	if root == nil || root.kind == nullNode {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -183,7 +184,16 @@ type converter struct {
 // diagnostic) on a syntax error; an empty document is a null node.
 func parseYAML(file string, src []byte, fixed *Pos, diags *Diagnostics) *node {
 	c := &converter{file: file, fixed: fixed, anchors: map[string]*node{}, diags: diags}
-	f, err := parser.ParseBytes(maskExpressions(src), 0, parser.AllowDuplicateMapKey())
+	masked := maskExpressions(src)
+	if hit := scanLimits(masked); hit != nil {
+		pos := hit.pos(file)
+		if fixed != nil {
+			pos = *fixed
+		}
+		diags.add(pos, 1, "checked before parsing: other problems in the file are reported once this one is fixed", "%s", hit.msg)
+		return nil
+	}
+	f, err := parser.ParseBytes(masked, 0, parser.AllowDuplicateMapKey())
 	if err != nil {
 		c.syntaxError(err)
 		return nil
@@ -260,6 +270,9 @@ func (c *converter) convert(n ast.Node, depth int) *node {
 	scalar := func(v any, text string) *node {
 		quoted := tk != nil && (tk.Type == token.SingleQuoteType || tk.Type == token.DoubleQuoteType)
 		return &node{kind: scalarNode, pos: pos, length: tokenLength(tk), value: v, text: text, quoted: quoted}
+	}
+	if num, isNumber := c.plainNumber(n, tk, pos); isNumber {
+		return scalar(num, tk.Value)
 	}
 	switch v := n.(type) {
 	case *ast.NullNode:
@@ -352,6 +365,85 @@ func (c *converter) convert(n ast.Node, depth int) *node {
 	}
 	c.diags.add(pos, tokenLength(tk), "", "unsupported YAML %s", n.Type())
 	return &node{kind: nullNode, pos: pos, length: 1}
+}
+
+// Plain scalars are typed by the YAML 1.2 core schema's rules for numbers,
+// not by go-yaml's, which follow YAML 1.1 (`1e-3` is a string there, `1_000`
+// and `0b101` are ints, `017` is octal):
+//
+//   - int: decimal `[-+]?[0-9]+` (leading zeros are decimal: `017` is 17),
+//     octal `0o[0-7]+`, hexadecimal `0x[0-9a-fA-F]+`;
+//   - float: `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`, so `1e-3`,
+//     `5e-4`, `1E3`, `-2.5e+2`, `1.` and `.5`; and `.inf`, `-.inf`, `.nan` in
+//     the core schema's spellings;
+//   - anything else is a string: `1_000`, `0b101`, `0X10`, `-0x10`, `1:30`.
+var (
+	coreDecimal = regexp.MustCompile(`^[-+]?[0-9]+$`)
+	coreOctal   = regexp.MustCompile(`^0o[0-7]+$`)
+	coreHex     = regexp.MustCompile(`^0x[0-9a-fA-F]+$`)
+	coreFloat   = regexp.MustCompile(`^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`)
+	coreInf     = regexp.MustCompile(`^[-+]?\.(inf|Inf|INF)$`)
+	coreNaN     = regexp.MustCompile(`^\.(nan|NaN|NAN)$`)
+)
+
+// plainNumber types a plain scalar that go-yaml read as a number or a string
+// by the core schema (see above). It returns the value (int64, float64 or
+// string) and true when it decided, false for any other node (quoted
+// strings, block scalars, bools, nulls, collections). A number too large for
+// 64 bits is reported and kept as its text.
+func (c *converter) plainNumber(n ast.Node, tk *token.Token, pos Pos) (any, bool) {
+	if tk == nil {
+		return nil, false
+	}
+	switch n.(type) {
+	case *ast.IntegerNode, *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
+	case *ast.StringNode:
+		if tk.Type == token.SingleQuoteType || tk.Type == token.DoubleQuoteType {
+			return nil, false
+		}
+	default:
+		return nil, false
+	}
+	text := tk.Value
+	tooLarge := func(what string) (any, bool) {
+		c.diags.add(pos, tokenLength(tk), "", "%s %s does not fit in 64 bits", what, text)
+		return text, true
+	}
+	switch {
+	case coreDecimal.MatchString(text):
+		i, err := strconv.ParseInt(text, 10, 64)
+		if err != nil {
+			return tooLarge("integer")
+		}
+		return i, true
+	case coreOctal.MatchString(text), coreHex.MatchString(text):
+		base := 8
+		if text[1] == 'x' {
+			base = 16
+		}
+		i, err := strconv.ParseInt(text[2:], base, 64)
+		if err != nil {
+			return tooLarge("integer")
+		}
+		return i, true
+	case coreFloat.MatchString(text):
+		f, err := strconv.ParseFloat(text, 64)
+		if err != nil && math.IsInf(f, 0) {
+			return tooLarge("float")
+		}
+		return f, true
+	case coreInf.MatchString(text):
+		if text[0] == '-' {
+			return math.Inf(-1), true
+		}
+		return math.Inf(1), true
+	case coreNaN.MatchString(text):
+		return math.NaN(), true
+	}
+	if _, isString := n.(*ast.StringNode); isString {
+		return nil, false
+	}
+	return unmaskExpressions(text), true // go-yaml's number that the core schema calls a string
 }
 
 // addEntry adds one key: value pair to m: merge keys (<<) copy the entries

@@ -18,8 +18,9 @@ type cacheLookup struct {
 
 // lookupCache reports a hit only when the action entry exists, names every
 // declared output, and every object it names is present (re-hashed when
-// verify is set). A missing or corrupt object is a miss, never a reuse.
-func lookupCache(store artifacts.Store, key string, outputs []string, verify bool) (cacheLookup, error) {
+// verify says so for its port). A missing or corrupt object is a miss, never
+// a reuse.
+func lookupCache(store artifacts.Store, key string, outputs []string, verify func(port string) bool) (cacheLookup, error) {
 	a, err := store.GetAction(key)
 	switch {
 	case errors.Is(err, artifacts.ErrNotFound):
@@ -37,7 +38,7 @@ func lookupCache(store artifacts.Store, key string, outputs []string, verify boo
 		if !store.Has(d) {
 			return cacheLookup{reason: "output object missing"}, nil
 		}
-		if verify {
+		if verify(port) {
 			err := store.Verify(d)
 			switch {
 			case errors.Is(err, artifacts.ErrCorrupt):

@@ -2,9 +2,9 @@ package pipeline
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -49,10 +49,26 @@ func (n *Node) Uses() string { return n.Instance.Decl.Uses }
 
 // Load reads, parses, validates and expands the pipeline file, with --set
 // overrides in sets, resolving every `uses:` through resolve. Problems in the
-// file come back as dsl.Diagnostics (all of them at once); an unreadable file
-// is an error naming it.
+// file come back as dsl.Diagnostics (all of them at once), and so does a
+// file that is not a regular file or is over dsl.MaxFileSize; an unreadable
+// file is an error naming it.
 func Load(file string, sets []string, resolve Resolver) (*Pipeline, error) {
-	src, err := os.ReadFile(file)
+	return LoadWith(file, sets, resolve, LoadOptions{})
+}
+
+// LoadOptions tune LoadWith.
+type LoadOptions struct {
+	// MaxInstances bounds the stage instances (and matrix combinations) the
+	// pipeline may expand to; 0 means dsl.DefaultMaxInstances.
+	MaxInstances int
+}
+
+// LoadWith is Load with options.
+func LoadWith(file string, sets []string, resolve Resolver, opts LoadOptions) (*Pipeline, error) {
+	src, err := dsl.ReadFile(file)
+	if diags := dsl.Diagnostics(nil); errors.As(err, &diags) {
+		return nil, diags
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read pipeline %s: %w", file, err)
 	}
@@ -64,7 +80,7 @@ func Load(file string, sets []string, resolve Resolver) (*Pipeline, error) {
 	// Spec), so every problem in the file is reported at once.
 	spec, parseDiags := dsl.Parse(file, src, sets)
 	cat := NewCatalog(resolve).(*catalog)
-	exp, diags := dsl.Expand(spec, cat)
+	exp, diags := dsl.ExpandWith(spec, cat, dsl.ExpandOptions{MaxInstances: opts.MaxInstances})
 	if all := append(parseDiags, diags...); all.HasErrors() {
 		return nil, all
 	}

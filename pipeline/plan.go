@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
+	"github.com/sglr-pipe/sglr-pipe/stages"
 )
 
 // Options control Plan and Run.
@@ -19,9 +20,13 @@ type Options struct {
 	Targets  []string        // decl ids: run these and what they need, nothing else
 	FailFast bool            // on the first failure, cancel everything else
 	Verify   bool            // re-hash the objects of cache hits
-	Events   func(Event)     // called for every event, one call at a time; nil discards
-	Args     []string        // command line, recorded in the run record
-	Executor Executor        // nil means LocalExecutor
+	// WillRead names the outputs the caller reads after the run (the CLI
+	// prints leaf tables); those of cache hits are re-hashed like --verify, so
+	// a corrupt one is rebuilt in the run instead of failing the reader.
+	WillRead func(n *Node, port stages.Port) bool
+	Events   func(Event) // called for every event, one call at a time; nil discards
+	Args     []string    // command line, recorded in the run record
+	Executor Executor    // nil means LocalExecutor
 }
 
 // Plan actions.
@@ -94,7 +99,7 @@ func (p *Pipeline) Plan(ctx context.Context, opts Options) ([]PlanEntry, error) 
 			entries = append(entries, e)
 			continue
 		}
-		look, err := lookupCache(opts.Store, e.Key, outputPorts(n), opts.Verify)
+		look, err := lookupCache(opts.Store, e.Key, outputPorts(n), opts.verifies(n))
 		if err != nil {
 			return nil, fmt.Errorf("plan %s: %w", n.ID(), err)
 		}
@@ -208,6 +213,24 @@ func (p *Pipeline) selection(opts Options) (*selection, error) {
 		}
 	}
 	return s, nil
+}
+
+// verifies says which output ports of n a cache lookup must re-hash.
+func (o Options) verifies(n *Node) func(port string) bool {
+	return func(port string) bool {
+		if o.Verify {
+			return true
+		}
+		if o.WillRead == nil {
+			return false
+		}
+		for _, p := range n.Spec.Outputs {
+			if p.Name == port {
+				return o.WillRead(n, p)
+			}
+		}
+		return false
+	}
 }
 
 func outputPorts(n *Node) []string {

@@ -310,7 +310,7 @@ func (s *scheduler) process(ctx context.Context, n *Node) {
 	}
 	reason := s.sel.forced[n.index]
 	if reason == "" {
-		look, err := lookupCache(store, st.key, outputPorts(n), s.opts.Verify)
+		look, err := lookupCache(store, st.key, outputPorts(n), s.opts.verifies(n))
 		if err != nil {
 			s.finish(n, StatusFailed, "", err)
 			return

@@ -16,6 +16,7 @@ import (
 func newGraphCommand(g *globalFlags) *cobra.Command {
 	var format string
 	var sets []string
+	var maxInstances int
 	cmd := &cobra.Command{
 		Use:   "graph FILE",
 		Short: "Print the stage-instance DAG (dot or mermaid), edges labelled by port",
@@ -24,7 +25,7 @@ func newGraphCommand(g *globalFlags) *cobra.Command {
 			if format != "dot" && format != "mermaid" {
 				return usageErrorf(cmd, "--format must be dot or mermaid, got %q", format)
 			}
-			p, err := loadPipeline(args[0], sets)
+			p, err := loadPipeline(args[0], sets, maxInstances)
 			if err != nil {
 				return err
 			}
@@ -39,6 +40,7 @@ func newGraphCommand(g *globalFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&format, "format", "dot", "output format: dot or mermaid")
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a pipeline value, k=v (repeatable)")
+	registerMaxInstances(cmd, &maxInstances)
 	return cmd
 }
 

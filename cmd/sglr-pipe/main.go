@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -41,6 +42,35 @@ const (
 	exitUsage       = 2
 	exitInterrupted = 130
 )
+
+// interruptGrace is how long the first SIGINT or SIGTERM gives a command to
+// stop its running stages and return before the process exits anyway. It
+// covers an exec: plugin that ignores SIGTERM (killed after exec.KillGrace)
+// and the run record written after it.
+const interruptGrace = 5 * time.Second
+
+// afterInterrupt runs once the first signal has cancelled a command's
+// context: it waits for the command to finish (done closed) and exits the
+// process with code 130 on a second signal, or when the command has not
+// finished within grace. That is what makes a blocked process still go away
+// on the first signal: a stage stuck in a system call (open() of a FIFO, a
+// file on a hung network file system) never sees its context. Exiting under
+// it leaves the store consistent: every object, action and run record is
+// written to a temporary file and renamed into place, so nothing half-written
+// ever has a name in it, and what is left in tmp/ is for `cache gc`.
+func afterInterrupt(sigs <-chan os.Signal, done <-chan struct{}, stderr io.Writer, grace time.Duration) {
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-sigs:
+		fmt.Fprintln(stderr, "sglr-pipe: interrupted again: exiting now")
+		os.Exit(exitInterrupted)
+	case <-timer.C:
+		fmt.Fprintf(stderr, "sglr-pipe: still not stopped %s after the signal (a stage is blocked): exiting now\n", grace)
+		os.Exit(exitInterrupted)
+	case <-done:
+	}
+}
 
 // storeEnv names the environment variable that overrides the default store.
 const storeEnv = "SGLR_STORE"

@@ -521,11 +521,25 @@ func TestNATSInterruptWithdrawsTasks(t *testing.T) {
 	workers[0].waitLogged(t, "train: stopped: withdrawn by the coordinator", 20*time.Second)
 }
 
-// pluginScript is an exec: plugin with no inputs that writes one output.
-const pluginScript = `#!/bin/sh
+// pluginScript is an exec: plugin that copies its table input to its output;
+// junkPluginScript writes junk to the same table port instead.
+const (
+	pluginScript = `#!/bin/sh
 case "$1" in
 describe)
-  echo '{"name":"hello","version":"1","doc":"","inputs":[],"outputs":[{"name":"out","kind":"table","doc":""}],"params":[],"cores":1}'
+  echo '{"name":"hello","version":"1","doc":"","inputs":[{"name":"in","kind":"table","doc":""}],"outputs":[{"name":"out","kind":"table","doc":""}],"params":[],"cores":1}'
+  ;;
+run)
+  in=$(sed -n 's/.*"path": *"\([^"]*\)".*/\1/p' "$2")
+  dir=$(sed -n 's/.*"out_dir": *"\([^"]*\)".*/\1/p' "$2")
+  cp "$in" "$dir/out"
+  ;;
+esac
+`
+	junkPluginScript = `#!/bin/sh
+case "$1" in
+describe)
+  echo '{"name":"junk","version":"1","doc":"","inputs":[{"name":"in","kind":"table","doc":""}],"outputs":[{"name":"out","kind":"table","doc":""}],"params":[],"cores":1}'
   ;;
 run)
   dir=$(sed -n 's/.*"out_dir": *"\([^"]*\)".*/\1/p' "$2")
@@ -533,36 +547,73 @@ run)
   ;;
 esac
 `
+)
+
+// pluginPipeline feeds a label-stats table to the exec: stage hi.
+const pluginPipeline = `name: plug
+stages:
+  data:
+    uses: load
+    with: {dataset: synthetic, train: 20, val: 5, test: 5, classes: 2, shape: [1, 2, 2]}
+  stats:
+    uses: label-stats
+    inputs: {datasets: data.train[]}
+  hi:
+    uses: exec:./%s
+    inputs: {in: stats.table}
+`
 
 func TestNATSExecStageNeedsAllowExec(t *testing.T) {
 	if _, err := os.Stat("/bin/sh"); err != nil {
 		t.Skip("no /bin/sh")
 	}
 	ns := startNATS(t)
-	dir, file := writePipeline(t, "name: plug\nstages:\n  hi:\n    uses: exec:./plugin.sh\n")
-	if err := os.WriteFile(filepath.Join(dir, "plugin.sh"), []byte(pluginScript), 0o755); err != nil {
-		t.Fatal(err)
+	dir, file := writePipeline(t, fmt.Sprintf(pluginPipeline, "plugin.sh"))
+	junkFile := filepath.Join(dir, "junk.yaml")
+	for name, text := range map[string]string{"plugin.sh": pluginScript, "junk.sh": junkPluginScript, "junk.yaml": fmt.Sprintf(pluginPipeline, "junk.sh")} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	tests := []struct {
 		name     string
+		file     string
 		allow    []string
 		wantCode int
 		want     string // in the coordinator's output
 	}{
-		{"without --allow-exec", nil, exitFailed,
+		{"without --allow-exec", file, nil, exitFailed,
 			"FAILED hi: on worker w1: refused to run exec:./plugin.sh: this worker runs external exec: stages only when started with --allow-exec"},
-		{"allowed elsewhere", []string{"--allow-exec", t.TempDir()}, exitFailed, "is not under an --allow-exec path of this worker"},
-		{"allowed here", []string{"--allow-exec", dir}, exitOK, "1 ran, 0 cached, 0 failed"},
+		{"allowed elsewhere", file, []string{"--allow-exec", t.TempDir()}, exitFailed, "is not under an --allow-exec path of this worker"},
+		{"allowed here", file, []string{"--allow-exec", dir}, exitOK, "1 ran, 2 cached, 0 failed"},
+		// A bad output fails on the worker and reaches no shared cache.
+		{"junk output", junkFile, []string{"--allow-exec", dir}, exitFailed, `output "out" is not a valid table artifact`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			w := startWorkers(t, ns, 1, tc.allow...)[0]
-			r := sglr(t, dir, "run", file, "--executor", "nats", "--nats", ns.url())
+			r := sglr(t, dir, "run", tc.file, "--executor", "nats", "--nats", ns.url())
 			w.stop(t)
 			if r.code != tc.wantCode || !strings.Contains(r.stdout, tc.want) {
 				t.Fatalf("exit %d, want %d and output with %q\nstdout:\n%s\nstderr:\n%s", r.code, tc.wantCode, tc.want, r.stdout, r.stderr)
 			}
 		})
+	}
+	_, js := ns.jetStream()
+	mirror, err := artifacts.OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared, err := natsstore.Open(context.Background(), js, mirror, natsstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := shared.Check(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.Actions != 3 {
+		t.Errorf("shared store: %d actions (want 3: data, stats and the good hi), problems %v", rep.Actions, rep.Problems)
 	}
 }
 

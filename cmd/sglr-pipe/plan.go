@@ -15,7 +15,7 @@ func newPlanCommand(g *globalFlags) *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := args[0]
-			p, err := loadPipeline(file, f.sets)
+			p, err := loadPipeline(file, f.sets, f.maxInstances)
 			if err != nil {
 				return err
 			}

@@ -26,6 +26,9 @@ INSTANCE is an instance id ("noisy[noise=0.2]") or a stage id with one instance.
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			runID, instance := args[0], args[1]
+			if err := checkRunArg(runID); err != nil {
+				return usageErrorf(cmd, "%v", err)
+			}
 			store, err := openExistingStore(g)
 			if err != nil {
 				return err
@@ -74,6 +77,22 @@ INSTANCE is an instance id ("noisy[noise=0.2]") or a stage id with one instance.
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the comparison as JSON")
 	return cmd
+}
+
+// checkRunArg refuses a RUN argument that cannot name a run: one that is
+// empty, a path (runs are files named after their id, so "../x" or "a/b"
+// would read outside the store's runs) or holds control characters. Like an
+// unknown id, it is the user's mistake (exit 2), not a store problem.
+func checkRunArg(id string) error {
+	switch {
+	case id == "":
+		return errors.New(`empty run id: give a run id (as "run" prints it) or "latest"`)
+	case id == "." || id == ".." || strings.ContainsAny(id, `/\`):
+		return fmt.Errorf(`invalid run id %q: a run id is a name, not a path; give one as "run" prints it, or "latest"`, id)
+	case strings.IndexFunc(id, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0:
+		return fmt.Errorf(`invalid run id %q: it holds control characters`, id)
+	}
+	return nil
 }
 
 // checkReplayInstance accepts an instance id of the run, or a stage id that

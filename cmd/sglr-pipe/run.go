@@ -18,8 +18,10 @@ import (
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	"github.com/sglr-pipe/sglr-pipe/artifacts/natsstore"
+	"github.com/sglr-pipe/sglr-pipe/dsl"
 	"github.com/sglr-pipe/sglr-pipe/pipeline"
 	"github.com/sglr-pipe/sglr-pipe/pipeline/natsexec"
+	"github.com/sglr-pipe/sglr-pipe/stages"
 )
 
 // selectionFlags are the flags run and plan share: which instances to
@@ -33,6 +35,8 @@ type selectionFlags struct {
 	failFast bool
 	verify   bool
 	asJSON   bool
+
+	maxInstances int
 }
 
 // register adds the flags to cmd.
@@ -46,6 +50,7 @@ func (f *selectionFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.failFast, "fail-fast", false, "stop everything at the first failure")
 	fl.BoolVar(&f.verify, "verify", false, "re-hash the stored outputs of cache hits")
 	fl.BoolVar(&f.asJSON, "json", false, "machine-readable output")
+	registerMaxInstances(cmd, &f.maxInstances)
 }
 
 // options builds pipeline options from the flags.
@@ -126,7 +131,7 @@ Exit status: 0 when every instance ran or was cached, 1 when a stage failed,
 
 // runPipeline is the body of `run`.
 func runPipeline(cmd *cobra.Command, g *globalFlags, f *selectionFlags, ef *executorFlags, outDir, file string, targets []string) error {
-	p, err := loadPipeline(file, f.sets)
+	p, err := loadPipeline(file, f.sets, f.maxInstances)
 	if err != nil {
 		return err
 	}
@@ -147,6 +152,7 @@ func runPipeline(cmd *cobra.Command, g *globalFlags, f *selectionFlags, ef *exec
 		return err
 	}
 	opts.Args = os.Args[1:]
+	opts.WillRead = readAfterRun
 
 	ctx, stop := interruptContext(cmd.Context(), cmd.ErrOrStderr())
 	defer stop()
@@ -262,9 +268,20 @@ func instanceDecl(p *pipeline.Pipeline, instance string) string {
 	return ""
 }
 
+// registerMaxInstances adds --max-instances, the cap on what a pipeline's
+// matrix may expand to, to the flags of run, plan and graph.
+func registerMaxInstances(cmd *cobra.Command, max *int) {
+	cmd.Flags().IntVar(max, "max-instances", dsl.DefaultMaxInstances,
+		"refuse a pipeline whose matrix makes more stage instances (or combinations) than this")
+}
+
 // loadPipeline loads a pipeline file with the CLI's resolver: built-ins plus
-// exec: stages relative to the file's directory.
-func loadPipeline(file string, sets []string) (*pipeline.Pipeline, error) {
+// exec: stages relative to the file's directory. maxInstances is the
+// --max-instances cap on its expansion.
+func loadPipeline(file string, sets []string, maxInstances int) (*pipeline.Pipeline, error) {
+	if maxInstances < 1 {
+		return nil, &usageError{command: "sglr-pipe", msg: fmt.Sprintf("--max-instances must be at least 1, got %d", maxInstances)}
+	}
 	info, err := os.Stat(file)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -275,7 +292,7 @@ func loadPipeline(file string, sets []string) (*pipeline.Pipeline, error) {
 	if info.IsDir() {
 		return nil, &usageError{command: "sglr-pipe", msg: fmt.Sprintf("%s is a directory, not a pipeline file", file)}
 	}
-	return pipeline.Load(file, sets, newResolver(filepath.Dir(file)))
+	return pipeline.LoadWith(file, sets, newResolver(filepath.Dir(file)), pipeline.LoadOptions{MaxInstances: maxInstances})
 }
 
 // checkSelection rejects stage ids in targets, --only and --from that the
@@ -413,6 +430,14 @@ func printLeafTables(w io.Writer, p *pipeline.Pipeline, run *artifacts.Run, stor
 	}
 }
 
+// readAfterRun reports whether run reads an output after the pipeline has
+// run: the leaf tables it prints and every files artifact (printed or written
+// under --out). Their cache hits are re-hashed, so that a corrupt one is
+// rebuilt within the run instead of failing here.
+func readAfterRun(n *pipeline.Node, port stages.Port) bool {
+	return port.Kind == artifacts.KindFiles || (port.Kind == artifacts.KindTable && len(n.Consumers) == 0)
+}
+
 // printTableArtifact renders a stored table artifact as a Markdown table.
 func printTableArtifact(w io.Writer, store artifacts.Store, d artifacts.Digest) error {
 	path, err := store.Path(d)
@@ -470,7 +495,7 @@ func columnCell(c artifacts.Column, r int) string {
 
 // interruptContext cancels the returned context on the first SIGINT or
 // SIGTERM, so running stages stop and finished ones stay cached; a second
-// signal exits at once.
+// signal, or interruptGrace without the command returning, exits at once.
 func interruptContext(parent context.Context, stderr io.Writer) (context.Context, func()) {
 	if parent == nil {
 		parent = context.Background()
@@ -482,17 +507,12 @@ func interruptContext(parent context.Context, stderr io.Writer) (context.Context
 	go func() {
 		select {
 		case sig := <-sigs:
-			fmt.Fprintf(stderr, "\nsglr-pipe: %s: stopping running stages (press Ctrl-C again to exit now)\n", sig)
+			fmt.Fprintf(stderr, "\nsglr-pipe: %s: stopping running stages (press Ctrl-C again to exit now; exiting anyway in %s)\n", sig, interruptGrace)
 			cancel()
 		case <-done:
 			return
 		}
-		select {
-		case <-sigs:
-			fmt.Fprintln(stderr, "sglr-pipe: interrupted again: exiting now")
-			os.Exit(exitInterrupted)
-		case <-done:
-		}
+		afterInterrupt(sigs, done, stderr, interruptGrace)
 	}()
 	return ctx, func() {
 		signal.Stop(sigs)

@@ -1,6 +1,7 @@
 package natsexec
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -397,11 +398,19 @@ func TestLabelledTasksGoToLabelledWorkers(t *testing.T) {
 	}
 }
 
-// writePlugin writes a /bin/sh exec: plugin with no inputs and one output.
+// writePlugin writes a /bin/sh exec: plugin with no inputs and one output,
+// a copy of a table artifact written beside it.
 func writePlugin(t *testing.T, dir string) string {
 	t.Helper()
 	if _, err := os.Stat("/bin/sh"); err != nil {
 		t.Skip("no /bin/sh")
+	}
+	var table bytes.Buffer
+	if err := artifacts.WriteTable(&table, &artifacts.Table{Columns: []artifacts.Column{{Name: "hello", Ints: []int64{1}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "table.arrow"), table.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "plugin.sh")
 	script := `#!/bin/sh
@@ -411,7 +420,7 @@ describe)
   ;;
 run)
   dir=$(sed -n 's/.*"out_dir": *"\([^"]*\)".*/\1/p' "$2")
-  echo hello > "$dir/out"
+  cp "$(dirname "$0")/table.arrow" "$dir/out"
   ;;
 esac
 `

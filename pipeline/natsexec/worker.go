@@ -365,6 +365,9 @@ func (w *Worker) execute(ctx context.Context, task *taskMessage, params stages.P
 	if err != nil {
 		return nil, err
 	}
+	if err := checkParams(st.Spec(), params); err != nil {
+		return nil, fmt.Errorf("%s: refused: its params do not fit stage %s %s: %w", task.Instance, task.Uses, task.Version, err)
+	}
 	inputs := map[string][]stages.Input{}
 	for port, refs := range task.Inputs {
 		for _, ref := range refs {

@@ -18,7 +18,6 @@ import (
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	"github.com/sglr-pipe/sglr-pipe/stages"
-	"github.com/sglr-pipe/sglr-pipe/stages/stagetest"
 )
 
 // scriptSpec is the describe answer of the shell-script plugins below.
@@ -73,10 +72,16 @@ func newEnv(t *testing.T) (*stages.Env, *recordingProgress) {
 		Instance: "script[k=3]",
 		Params:   stages.Params{"k": int64(3)},
 		Seed:     99,
-		Inputs:   map[string][]stages.Input{"in": {{Digest: "d1", Path: in}}},
+		Inputs:   map[string][]stages.Input{"in": {{Digest: digestOf([]byte("INPUT")), Path: in}}},
 		Progress: prog,
 		OutDir:   t.TempDir(),
 	}, prog
+}
+
+// digestOf is the store name of data.
+func digestOf(data []byte) artifacts.Digest {
+	sum := sha256.Sum256(data)
+	return artifacts.Digest(hex.EncodeToString(sum[:]))
 }
 
 func TestOpenErrors(t *testing.T) {
@@ -262,9 +267,10 @@ exit 3`,
 				if err != nil {
 					t.Fatal(err)
 				}
+				// The request names the plugin's private copy, not the store object.
 				for _, want := range []string{`"protocol": "sglr-plugin/1"`, `"instance": "script[k=3]"`,
-					`"k": 3`, `"seed": 99`, `"digest": "d1"`, `"out_dir": "` + env.OutDir + `"`,
-					`"path": "` + env.Inputs["in"][0].Path + `"`} {
+					`"k": 3`, `"seed": 99`, `"digest": "` + string(env.Inputs["in"][0].Digest) + `"`,
+					`"out_dir": "` + env.OutDir + `"`, `"path": "` + filepath.Join(env.OutDir, ".inputs", "in", "0") + `"`} {
 					if !strings.Contains(string(req), want) {
 						t.Errorf("request lacks %s:\n%s", want, req)
 					}
@@ -369,6 +375,11 @@ func TestClassSubsetPlugin(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+	inBytes, err := os.ReadFile(inPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inDigest := digestOf(inBytes)
 
 	run := func(t *testing.T, params stages.Params) (*artifacts.Dataset, *stages.Env, error) {
 		t.Helper()
@@ -377,7 +388,7 @@ func TestClassSubsetPlugin(t *testing.T) {
 			Instance: "subset",
 			Params:   params,
 			Seed:     5,
-			Inputs:   map[string][]stages.Input{"dataset": {stagetest.Input(t, inPath, nil)}},
+			Inputs:   map[string][]stages.Input{"dataset": {{Digest: inDigest, Path: inPath}}},
 			Progress: prog,
 			OutDir:   t.TempDir(),
 		}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -150,6 +149,9 @@ func decodeIDXSource(name, origin string, classes []string, open func(stem strin
 	return src, nil
 }
 
+// maxMetaBytes bounds a CIFAR class-names file (CIFAR-100's is 1 KB).
+const maxMetaBytes = 1 << 20
+
 // loadCIFAR reads the CIFAR-10 or CIFAR-100 binary batches in dir.
 func loadCIFAR(dir string, format datafile.CIFARFormat) (*source, error) {
 	var trainFiles []string
@@ -166,7 +168,7 @@ func loadCIFAR(dir string, format datafile.CIFARFormat) (*source, error) {
 		testFile, metaFile, names = "test.bin", "fine_label_names.txt", CIFAR100Classes
 	}
 	src := &source{shape: datafile.CIFARShape, classNames: names, origin: dir}
-	if text, err := os.ReadFile(filepath.Join(dir, metaFile)); err == nil {
+	if text, err := datafile.ReadRegularFile(filepath.Join(dir, metaFile), maxMetaBytes); err == nil {
 		parsed, err := datafile.ParseClassNames(string(text), format.Classes)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", format.Name, filepath.Join(dir, metaFile), err)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 )
 
@@ -73,15 +72,11 @@ func DecodeCIFAR(r io.Reader, size int64, f CIFARFormat) (images []float32, labe
 
 // ReadCIFARFile decodes the CIFAR batch file at path. Errors name the path.
 func ReadCIFARFile(path string, f CIFARFormat) (images []float32, labels []int32, err error) {
-	file, err := os.Open(path)
+	file, st, err := OpenRegular(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer file.Close()
-	st, err := file.Stat()
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
 	images, labels, err = DecodeCIFAR(bufio.NewReader(file), st.Size(), f)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 )
 
 // MaxIDXBytes bounds the payload an IDX header may announce (1 GiB). The
@@ -92,17 +91,14 @@ func DecodeIDX(r io.Reader, size int64) (*IDXArray, error) {
 }
 
 // ReadIDXFile decodes the IDX file at path, gunzipping it when it starts with
-// the gzip magic. Errors name the path.
+// the gzip magic. Only a regular file is read (see OpenRegular). Errors name
+// the path.
 func ReadIDXFile(path string) (*IDXArray, error) {
-	f, err := os.Open(path)
+	f, st, err := OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
 	arr, err := DecodeIDXBytesOrGzip(bufio.NewReader(f), st.Size())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
