@@ -157,6 +157,16 @@ func (s *Store) Upload(d artifacts.Digest) error {
 	return nil
 }
 
+// DropLocal removes the mirror's copy of object d (a missing one is not an
+// error), so that the next Path downloads it again from the shared store:
+// what a worker does with a local copy found corrupt as it was read.
+func (s *Store) DropLocal(d artifacts.Digest) error {
+	if err := s.mirror.RemoveObject(d); err != nil && !errors.Is(err, artifacts.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
 // CreateTemp creates a scratch file in the mirror.
 func (s *Store) CreateTemp(pattern string) (string, error) { return s.mirror.CreateTemp(pattern) }
 

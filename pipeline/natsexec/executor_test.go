@@ -608,3 +608,70 @@ func TestStoppedWorkerHandsTaskBack(t *testing.T) {
 		t.Errorf("status %s; the second worker did not take the task over", run.Instances[0].Status)
 	}
 }
+
+// TestWorkerRefetchesACorruptLocalCopy damages a worker's mirror copy of an
+// input between two runs: the stage's checked read finds it, the worker drops
+// the copy, fetches the object again from the shared store and the task
+// succeeds with the digests of the first run.
+func TestWorkerRefetchesACorruptLocalCopy(t *testing.T) {
+	srv := startServer(t)
+	p := loadPipeline(t, t.TempDir(), "name: two\nstages:\n  g:\n    uses: gen\n  s:\n    uses: sum\n    inputs: {rows: g.table[]}\n")
+
+	nc := connect(t, srv.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirror, err := artifacts.OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	workerStore, err := natsstore.Open(context.Background(), js, mirror, natsstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logLines{}
+	w, err := NewWorker(context.Background(), nc, workerStore, WorkerConfig{Name: "w1", Cores: 1, Registry: testRegistry(), Log: logs.logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	coordNC := connect(t, srv.ClientURL())
+	store := openStore(t, coordNC)
+	exec := newExecutor(t, coordNC, ExecutorConfig{})
+	first, err := p.Run(context.Background(), pipeline.Options{Store: store, Executor: exec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := outputsByInstance(first)["g"]["table"]
+	path, err := mirror.Path(d)
+	if err != nil {
+		t.Fatalf("the worker has no local copy of g.table: %v", err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second, err := p.Run(context.Background(), pipeline.Options{Store: store, Executor: exec, From: []string{"s"}})
+	if err != nil {
+		t.Fatalf("rerun of s with a corrupt local copy of its input: %v", err)
+	}
+	if got, want := outputsByInstance(second), outputsByInstance(first); !maps.EqualFunc(got, want, maps.Equal) {
+		t.Errorf("outputs %v, want %v", got, want)
+	}
+	if !logs.contains("was corrupt: fetching it again") {
+		t.Errorf("the worker did not say it fetched the input again")
+	}
+	if err := mirror.Verify(d); err != nil {
+		t.Errorf("local copy after the rerun: %v", err)
+	}
+}

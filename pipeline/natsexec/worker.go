@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	"github.com/sglr-pipe/sglr-pipe/artifacts/natsstore"
 	"github.com/sglr-pipe/sglr-pipe/pipeline"
 	"github.com/sglr-pipe/sglr-pipe/stages"
@@ -358,13 +359,40 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, task *taskMessag
 	}
 }
 
-// execute resolves the stage, fetches the inputs and runs the stage in a
-// scratch directory of the mirror; outputs are uploaded as they are stored.
+// execute resolves the stage and runs it on the task's inputs.
 func (w *Worker) execute(ctx context.Context, task *taskMessage, params stages.Params) (*pipeline.Result, error) {
 	st, err := w.stage(task)
 	if err != nil {
 		return nil, err
 	}
+	res, err := w.executeOnce(ctx, task, st, params)
+	// A local copy of an input found corrupt as the stage read it is dropped
+	// and fetched again (the download is checked); once, so that an object
+	// corrupt in the shared store fails the task, naming it.
+	if d, ok := artifacts.CorruptObject(err); ok && ctx.Err() == nil && taskReads(task, d) {
+		if derr := w.store.DropLocal(d); derr == nil {
+			w.cfg.Log("%s: local copy of input %s was corrupt: fetching it again", task.Instance, d)
+			res, err = w.executeOnce(ctx, task, st, params)
+		}
+	}
+	return res, err
+}
+
+// taskReads reports whether d is one of the task's inputs.
+func taskReads(task *taskMessage, d artifacts.Digest) bool {
+	for _, refs := range task.Inputs {
+		for _, ref := range refs {
+			if ref.Digest == d {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// executeOnce fetches the inputs and runs the stage in a scratch directory of
+// the mirror; outputs are uploaded as they are stored.
+func (w *Worker) executeOnce(ctx context.Context, task *taskMessage, st stages.Stage, params stages.Params) (*pipeline.Result, error) {
 	if err := checkParams(st.Spec(), params); err != nil {
 		return nil, fmt.Errorf("%s: refused: its params do not fit stage %s %s: %w", task.Instance, task.Uses, task.Version, err)
 	}
