@@ -21,8 +21,8 @@ test:
 	$(GO) test -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -tags purego ./nn/gemm ./nn/winograd ./nn/elementwise
 	@if [ -n "$$CI" ] || [ -n "$$(ls /usr/lib/*/libopenblas.so /usr/lib/libopenblas.so 2>/dev/null)" ]; then \
-		echo "$(GO) test -count=1 -tags openblas ./nn"; $(GO) test -count=1 -tags openblas ./nn; \
-	else echo "skipped: go test -tags openblas ./nn (install libopenblas-dev and gcc to run it)"; fi
+		echo "$(GO) test -count=1 -tags openblas ./nn/..."; $(GO) test -count=1 -tags openblas ./nn/...; \
+	else echo "skipped: go test -tags openblas ./nn/... (install libopenblas-dev and gcc to run it)"; fi
 	$(MAKE) fuzz
 
 # Runs each Fuzz target for FUZZTIME executions on top of its seed corpus (which `go test` already

@@ -14,6 +14,22 @@ const KindCurve = "curve"
 // ColEpoch is the column every curve carries: the 1-based epoch of each row.
 const ColEpoch = "epoch"
 
+// The value columns of a training curve (the train stage's curve output), in
+// order; the stages that read curves (best-final, report) find them by these
+// names.
+const (
+	ColLR             = "lr"
+	ColTrainLoss      = "train_loss"
+	ColTrainCleanAcc  = "train_clean_acc"
+	ColTrainRobustAcc = "train_robust_acc"
+	ColValCleanAcc    = "val_clean_acc"
+	ColValRobustAcc   = "val_robust_acc"
+	// ColRecovered is the share of flipped training labels whose current
+	// target (the SGLR bank, or the fixed targets) has its argmax at the clean
+	// label; NaN when the training set does not record which labels are flipped.
+	ColRecovered = "recovered"
+)
+
 // WriteCurve encodes the curve c (a Table whose rows are epochs) as an Arrow
 // IPC file of kind "curve", with the same column encoding as WriteTable. c
 // must validate as a table and hold an int64 "epoch" column.

@@ -1,5 +1,5 @@
 """Reference forward/backward pass in PyTorch (float64) for cross-checking
-sglr-pipe's Go engine (package nn, test nn/torch_crosscheck_test.go).
+sglr-pipe's Go engine (package nn/model, test nn/model/torch_crosscheck_test.go).
 
     /usr/bin/python3 crosscheck.py IN.npz OUT.npz [IN2.npz OUT2.npz ...]
     /usr/bin/python3 crosscheck.py --self-test

@@ -2,7 +2,10 @@ package dsl
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+
+	"github.com/sglr-pipe/sglr-pipe/stages/param"
 )
 
 // testCatalog is a real, map-backed Catalog of a few stages shaped like the
@@ -24,6 +27,44 @@ func (c testCatalog) Names() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// Check implements Checker with two rules shaped like the real stages':
+// train's warmup must leave an epoch (a rule over two parameters) and be
+// given with labels refined (a rule blaming a parameter not written), and report's rows must name matrix tags of what
+// its rows input gathers (a rule against the upstream instances).
+func (c testCatalog) Check(inst *Instance, instances map[string]*Instance) []param.Problem {
+	switch inst.Decl.Uses {
+	case "train":
+		warmup, given := inst.Params["warmup"].(int64)
+		if epochs := inst.Params["epochs"].(int64); given && warmup >= epochs {
+			return []param.Problem{{Param: "warmup", Msg: fmt.Sprintf("warmup %d leaves no refinement epoch in %d epochs", warmup, epochs)}}
+		}
+		if inst.Params["labels"] == "refined" && !given {
+			return []param.Problem{{Param: "warmup", Msg: "labels refined needs a warmup", Hint: "add with: {warmup: N}"}}
+		}
+	case "report":
+		var tags []string
+		for _, e := range inst.Inputs["rows"] {
+			if instances[e.From] == nil {
+				panic("Check got an edge from an unknown instance " + e.From)
+			}
+			for axis := range e.Tags {
+				if !slices.Contains(tags, axis) {
+					tags = append(tags, axis)
+				}
+			}
+		}
+		rows, _ := inst.Params["rows"].([]any)
+		var problems []param.Problem
+		for i, r := range rows {
+			if name, _ := r.(string); !slices.Contains(tags, name) {
+				problems = append(problems, param.Problem{Param: "rows", Elem: i + 1, Msg: fmt.Sprintf("%q is not a tag of the rows", name), Hint: param.Suggest(name, tags)})
+			}
+		}
+		return problems
+	}
+	return nil
 }
 
 func ptr(f float64) *float64 { return &f }
@@ -55,12 +96,13 @@ var catalog = testCatalog{
 			{Name: "augment", Type: "bool", Default: false},
 			{Name: "layers", Type: "list", Default: []int{128, 64}},
 			{Name: "opts", Type: "map"},
+			{Name: "warmup", Type: "int"},
 		},
 	},
 	"eval": {
 		Inputs:  []PortSchema{{Name: "model", Kind: "model"}, {Name: "dataset", Kind: "dataset"}},
 		Outputs: []PortSchema{{Name: "metrics", Kind: "table"}},
-		Params:  []ParamSchema{{Name: "attacks", Type: "list", Default: []string{"clean"}}},
+		Params:  []ParamSchema{{Name: "attacks", Type: "list", Default: []string{"clean"}, Enum: []string{"clean", "fgsm", "pgd", "cw", "autoattack"}}},
 	},
 	"finetune": {
 		Inputs:  []PortSchema{{Name: "train", Kind: "dataset"}},

@@ -5,7 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/sglr-pipe/sglr-pipe/stages/param"
 )
 
 // Diagnostic is one problem in a pipeline, located in the file (or in a
@@ -178,50 +179,5 @@ func (d *Diagnostics) add(pos Pos, length int, detail string, format string, arg
 }
 
 // didYouMean returns a `did you mean "x"?` hint naming the candidate closest
-// to name, or "" when none is close enough to be a plausible typo.
-func didYouMean(name string, candidates []string) string {
-	best, bestDist := "", -1
-	limit := 1 + utf8.RuneCountInString(name)/4
-	sorted := append([]string(nil), candidates...)
-	sort.Strings(sorted)
-	for _, c := range sorted {
-		if c == name {
-			continue
-		}
-		dist := editDistance(name, c)
-		if dist <= limit && (bestDist < 0 || dist < bestDist) {
-			best, bestDist = c, dist
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf("did you mean %q?", best)
-}
-
-// editDistance is the optimal-string-alignment distance between a and b:
-// insertions, deletions, substitutions and adjacent transpositions cost 1.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev2 := make([]int, len(rb)+1)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(rb)]
-}
+// to name, or "" (see param.Suggest: the stages' checks suggest the same way).
+func didYouMean(name string, candidates []string) string { return param.Suggest(name, candidates) }

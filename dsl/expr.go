@@ -3,7 +3,6 @@ package dsl
 import (
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -86,24 +85,4 @@ func lookupField(v any, fields []string) (any, string, bool) {
 		v = next
 	}
 	return v, "", true
-}
-
-// formatScalar renders a scalar value for string interpolation; ok is false
-// for lists and mappings, which cannot be spliced into a string.
-func formatScalar(v any) (string, bool) {
-	switch x := v.(type) {
-	case nil:
-		return "null", true
-	case string:
-		return x, true
-	case bool:
-		return strconv.FormatBool(x), true
-	case int64:
-		return strconv.FormatInt(x, 10), true
-	case int:
-		return strconv.Itoa(x), true
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64), true
-	}
-	return "", false
 }

@@ -38,7 +38,7 @@ func TestErrorGolden(t *testing.T) {
 		"unknown_stage":      {`uses "trian": unknown stage "trian"`, `did you mean "train"?`, `uses "matplotlib"`},
 		"unknown_param":      {`unknown parameter "epoch" for stage "train" (train)`, `did you mean "epochs"?`, `unknown parameter "verbose"`, "parameters: attacks"},
 		"ill_typed_param":    {`limit: want int, got float 2.5`, `epochs: want int, got string "ten"`, `lr: want float, got string "0.1"`, `augment: want bool, got int 1`, `layers: list elements must be scalars`, `model: want string, got int 3 (quote it: "3")`},
-		"out_of_range":       {`limit: 0 is below the minimum 1`, `stage "noisy[noise=1.5]" (noise): rate: 1.5 is above the maximum 1`, `epochs: 5000 is above the maximum 1000`},
+		"out_of_range":       {`limit: 0 is below the minimum 1`, `stage "noisy" (noise): rate: 1.5 is above the maximum 1`, "out_of_range.yaml:2:21", "given to rate by ${{ matrix.noise }} at out_of_range.yaml:5:68", `epochs: 5000 is above the maximum 1000`},
 		"not_in_enum":        {`dataset: "cifar10" is not one of "fashion-mnist-mini", "mnist-mini"`, `model: "resnet" is not one of "mlp", "cnn"`},
 		"missing_param":      {`missing required parameter "dataset" for stage "data" (load)`},
 		"unknown_input_port": {`unknown input port "vall"`, `did you mean "val"?`, `unknown input port "extra"`, "input ports: train, val"},
@@ -61,7 +61,11 @@ func TestErrorGolden(t *testing.T) {
 		"list_malformed":     {`input "models": want "stage.output" or "stage.output[]", got int 3`, "list_malformed.yaml:4:53", "got list", `input "dataset": want "stage.output", "stage.output[]" or a list of them, got mapping`},
 		"bad_number":         {`rate: .nan is not a number; want a finite number from 0 to 1`, `lr: want float, got string "1_000" (YAML 1.2 numbers have no '_' separators: write 1000)`, `epochs: want int, got float 0.1`},
 		"too_deep":           {"YAML nesting is deeper than 100 levels", "too_deep.yaml:4:118", "checked before parsing"},
-		"all_at_once":        {`kind: "symetric" is not one of`, `unknown parameter "epoch"`, `unknown matrix axis "methods"`, `has no output "tst"`, `uses "reprot"`},
+		"list_enum":          {`stage "eval" (eval): attacks: "pgd20" is not one of`, "list_enum.yaml:8:24", `did you mean "pgd"?`, "list_enum.yaml:8:43", `did you mean "cw"?`},
+		"matrix_enum_once":   {`stage "noisy" (noise): kind: "asymetric" is not one of`, "matrix_enum_once.yaml:2:21", `did you mean "asymmetric"?`, "given to kind by ${{ matrix.kind }} at matrix_enum_once.yaml:6:68"},
+		"checker":            {`stage "train" (train): warmup: warmup 5 leaves no refinement epoch in 5 epochs`, "checker.yaml:6:82", `stage "table" (report): rows: "nosie" is not a tag of the rows`, "checker.yaml:8:78", `did you mean "noise"?`, `stage "refine" (train): warmup: labels refined needs a warmup`, "checker.yaml:9:3"},
+		"set_undeclared_var": {`invalid override: the pipeline declares no var "epoch"`, "--> --set vars.epoch=5", `did you mean "epochs"?`, `no var "trian_size"`, `did you mean "train_size"?`},
+		"all_at_once":        {`kind: "symetric" is not one of`, `did you mean "symmetric"?`, `attacks: "pgd20" is not one of`, `attacks: "cw20" is not one of`, `unknown parameter "epoch"`, `unknown matrix axis "methods"`, `has no output "tst"`, `uses "reprot"`},
 	}
 	files, err := filepath.Glob("testdata/errors/*.yaml")
 	if err != nil || len(files) == 0 {

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/sglr-pipe/sglr-pipe/stages/param"
 )
 
 // TestCoreSchemaNumbers checks that plain scalars are typed by the YAML 1.2
@@ -158,8 +160,8 @@ func TestFormatFloat(t *testing.T) {
 		{math.Inf(-1), "-.inf"},
 	}
 	for _, tt := range tests {
-		if got := formatFloat(tt.f); got != tt.want {
-			t.Errorf("formatFloat(%v) = %q, want %q", tt.f, got, tt.want)
+		if got := param.FormatFloat(tt.f); got != tt.want {
+			t.Errorf("param.FormatFloat(%v) = %q, want %q", tt.f, got, tt.want)
 		}
 	}
 }

@@ -52,6 +52,7 @@ type declPositions struct {
 	inputs  map[string]valueAt   // by port name: the key and the whole value
 	refs    map[string][]valueAt // by port name: the key and each reference, parallel to StageDecl.Inputs
 	listed  map[string]bool      // ports whose value is written as a list
+	values  map[string]*node     // by parameter name: the value as written (vars interpolated), for placing problems inside it
 }
 
 // valueAt is where a key and its value are written.
@@ -69,6 +70,7 @@ type matrixEntryAt struct {
 	pos    Pos
 	keys   map[string]valueAt
 	labels map[string]string
+	values map[string]*node // the values as written
 }
 
 var (
@@ -107,7 +109,7 @@ func applySet(root *node, set string, diags *Diagnostics) {
 		return
 	}
 	val := parseYAML(pos.File, []byte(value), &pos, diags)
-	if val == nil {
+	if val == nil || !setsDeclaredVar(root, segs, pos, diags) {
 		return
 	}
 	cur := root
@@ -134,6 +136,32 @@ func applySet(root *node, set string, diags *Diagnostics) {
 		return
 	}
 	cur.entries = append(cur.entries, &entry{key: last, keyPos: pos, keyLen: 1, val: val})
+}
+
+// setsDeclaredVar reports an override of a var the file does not declare
+// (`--set vars.epoch=5` for a file with `epochs`): it would change nothing,
+// silently. Anything but a var override passes.
+func setsDeclaredVar(root *node, segs []string, pos Pos, diags *Diagnostics) bool {
+	if segs[0] != "vars" || len(segs) < 2 {
+		return true
+	}
+	var declared []string
+	if e := root.get("vars"); e != nil {
+		declared = keysOf(e.val)
+	}
+	if contains(declared, segs[1]) {
+		return true
+	}
+	hint := didYouMean(segs[1], declared)
+	switch {
+	case hint != "":
+	case len(declared) == 0:
+		hint = "the pipeline declares no vars; declare it under vars: in the file"
+	default:
+		hint = "declared vars: " + strings.Join(declared, ", ")
+	}
+	diags.add(pos, 1, hint, "invalid override: the pipeline declares no var %q", segs[1])
+	return false
 }
 
 // decoder fills a Spec from the node tree.
@@ -263,14 +291,14 @@ func (d *decoder) decodeMatrix(n *node) {
 func (d *decoder) axisValue(axis string, n *node) (AxisValue, bool) {
 	switch n.kind {
 	case scalarNode:
-		return AxisValue{Label: n.text, Value: n.value}, true
+		return AxisValue{Label: n.text, Value: n.value, at: n}, true
 	case mapNode:
 		name := n.get("name")
 		if name == nil || name.val.kind != scalarNode || name.val.text == "" {
 			d.diags.add(n.pos, n.length, "the name labels the value in instance ids and reports, e.g. {name: AT, labels: hard}", "matrix axis %q: a mapping value needs a scalar \"name\" field", axis)
 			return AxisValue{}, false
 		}
-		return AxisValue{Label: name.val.text, Value: n.toValue()}, true
+		return AxisValue{Label: name.val.text, Value: n.toValue(), at: n}, true
 	}
 	d.diags.add(n.pos, n.length, "", "matrix axis %q: a value must be a scalar or a mapping with a name, got %s", axis, n.describe())
 	return AxisValue{}, false
@@ -294,7 +322,7 @@ func (d *decoder) decodeMatrixEntries(e *entry) ([]map[string]any, []matrixEntry
 			continue
 		}
 		m := map[string]any{}
-		where := matrixEntryAt{pos: it.pos, keys: map[string]valueAt{}, labels: map[string]string{}}
+		where := matrixEntryAt{pos: it.pos, keys: map[string]valueAt{}, labels: map[string]string{}, values: map[string]*node{}}
 		ok := true
 		for _, kv := range it.entries {
 			av, valid := d.axisValue(kv.key, kv.val)
@@ -304,6 +332,7 @@ func (d *decoder) decodeMatrixEntries(e *entry) ([]map[string]any, []matrixEntry
 			}
 			m[kv.key] = av.Value
 			where.labels[kv.key] = av.Label
+			where.values[kv.key] = kv.val
 			where.keys[kv.key] = valueAt{key: kv.keyPos, keyLen: kv.keyLen, val: kv.val.pos, valLen: kv.val.length}
 		}
 		if ok {
@@ -326,7 +355,7 @@ func (d *decoder) decodeStages(n *node) {
 		}
 		decl := &StageDecl{ID: e.key, Pos: e.keyPos, With: map[string]any{}, Inputs: map[string][]InputRef{}}
 		decl.at = declPositions{uses: e.keyPos, usesLen: e.keyLen, params: map[string]valueAt{}, inputs: map[string]valueAt{},
-			refs: map[string][]valueAt{}, listed: map[string]bool{}}
+			refs: map[string][]valueAt{}, listed: map[string]bool{}, values: map[string]*node{}}
 		d.spec.Stages = append(d.spec.Stages, decl)
 		if e.val.kind != mapNode {
 			d.diags.add(e.val.pos, e.val.length, "", "stage %q: want a mapping with keys uses, with, inputs; got %s", e.key, e.val.describe())
@@ -355,6 +384,7 @@ func (d *decoder) decodeStage(decl *StageDecl, e *entry) {
 			for _, p := range with.entries {
 				decl.With[p.key] = p.val.toValue()
 				decl.at.params[p.key] = valueAt{key: p.keyPos, keyLen: p.keyLen, val: p.val.pos, valLen: p.val.length, quoted: p.val.quoted}
+				decl.at.values[p.key] = p.val
 			}
 		default:
 			d.diags.add(with.pos, with.length, "", "stage %q: with: want a mapping of PARAM: value, got %s", decl.ID, with.describe())

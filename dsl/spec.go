@@ -3,9 +3,13 @@
 // Every problem is a Diagnostic that points at file:line:col and shows the
 // offending line; all problems are reported at once.
 //
-// The package imports nothing else of sglr-pipe: it learns about stages
-// through the Catalog interface.
+// Of sglr-pipe the package imports only stages/param, the parameter typer it
+// shares with the stages (so that a value is typed by one set of rules from
+// the file to the stage), and learns about stages through the Catalog
+// interface.
 package dsl
+
+import "github.com/sglr-pipe/sglr-pipe/stages/param"
 
 // Pos is a position in a pipeline file (1-based line and column).
 type Pos struct {
@@ -46,6 +50,8 @@ type Axis struct {
 type AxisValue struct {
 	Label string
 	Value any
+
+	at *node // as written in the file; nil when it is not
 }
 
 // StageDecl is one entry under `stages:`.
@@ -91,15 +97,9 @@ type PortSchema struct {
 	Multi    bool
 }
 
-// ParamSchema declares a parameter (types as in stages.ParamType).
-type ParamSchema struct {
-	Name     string
-	Type     string // "int", "float", "string", "bool", "list", "map"
-	Default  any
-	Required bool
-	Min, Max *float64
-	Enum     []string
-}
+// ParamSchema declares a parameter: the stages' own declaration, so that
+// the DSL types values exactly as a stage's plugin runner and a NATS worker do.
+type ParamSchema = param.Decl
 
 // Expansion is the matrix-expanded pipeline: every stage instance, in an order
 // where each instance comes after all instances it reads from.

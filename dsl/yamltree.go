@@ -12,6 +12,8 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
+
+	"github.com/sglr-pipe/sglr-pipe/stages/param"
 )
 
 // The DSL works on its own small YAML tree: go-yaml's AST is converted once
@@ -80,7 +82,7 @@ func (n *node) describe() string {
 	}
 	switch n.kind {
 	case scalarNode:
-		return fmt.Sprintf("%s %s", typeName(n.value), quoteIfString(n.value, n.text))
+		return fmt.Sprintf("%s %s", param.TypeName(n.value), quoteIfString(n.value, n.text))
 	case mapNode:
 		return "mapping"
 	}
@@ -267,16 +269,25 @@ func (c *converter) convert(n ast.Node, depth int) *node {
 		}
 		return &node{kind: nullNode, pos: pos, length: 1}
 	}
-	scalar := func(v any, text string) *node {
+	if s, isScalar := c.convertScalar(n, tk, pos); isScalar {
+		return s
+	}
+	return c.convertCollection(n, tk, pos, depth)
+}
+
+// convertScalar converts a scalar node (numbers typed by the core schema,
+// see plainNumber); isScalar is false for any other node.
+func (c *converter) convertScalar(n ast.Node, tk *token.Token, pos Pos) (s *node, isScalar bool) {
+	scalar := func(v any, text string) (*node, bool) {
 		quoted := tk != nil && (tk.Type == token.SingleQuoteType || tk.Type == token.DoubleQuoteType)
-		return &node{kind: scalarNode, pos: pos, length: tokenLength(tk), value: v, text: text, quoted: quoted}
+		return &node{kind: scalarNode, pos: pos, length: tokenLength(tk), value: v, text: text, quoted: quoted}, true
 	}
 	if num, isNumber := c.plainNumber(n, tk, pos); isNumber {
 		return scalar(num, tk.Value)
 	}
 	switch v := n.(type) {
 	case *ast.NullNode:
-		return &node{kind: nullNode, pos: pos, length: tokenLength(tk)}
+		return &node{kind: nullNode, pos: pos, length: tokenLength(tk)}, true
 	case *ast.BoolNode:
 		return scalar(v.Value, tk.Value)
 	case *ast.IntegerNode:
@@ -305,6 +316,14 @@ func (c *converter) convert(n ast.Node, depth int) *node {
 			s = unmaskExpressions(v.Value.Value)
 		}
 		return scalar(s, s)
+	}
+	return nil, false
+}
+
+// convertCollection converts mappings, sequences, anchors, aliases and
+// tags; anything else is reported as unsupported.
+func (c *converter) convertCollection(n ast.Node, tk *token.Token, pos Pos, depth int) *node {
+	switch v := n.(type) {
 	case *ast.MappingNode:
 		m := &node{kind: mapNode, pos: pos, length: 1}
 		if !v.IsFlowStyle && len(v.Values) > 0 && v.Values[0].Key != nil {
@@ -334,21 +353,7 @@ func (c *converter) convert(n ast.Node, depth int) *node {
 		}
 		return val
 	case *ast.AliasNode:
-		name := ""
-		if v.Value != nil {
-			name = v.Value.GetToken().Value
-		}
-		target, ok := c.anchors[name]
-		if !ok {
-			c.diags.add(pos, tokenLength(tk), "", "unknown YAML alias *%s", name)
-			return &node{kind: nullNode, pos: pos, length: 1}
-		}
-		c.nodes += countNodes(target, maxNodes)
-		if c.nodes > maxNodes {
-			c.diags.add(pos, tokenLength(tk), "", "YAML document has more than %d values (after alias expansion)", maxNodes)
-			return &node{kind: nullNode, pos: pos, length: 1}
-		}
-		return target.copyAt(nil)
+		return c.alias(v, tk, pos)
 	case *ast.TagNode:
 		val := c.convert(v.Value, depth+1)
 		if val.kind == scalarNode {
@@ -365,6 +370,25 @@ func (c *converter) convert(n ast.Node, depth int) *node {
 	}
 	c.diags.add(pos, tokenLength(tk), "", "unsupported YAML %s", n.Type())
 	return &node{kind: nullNode, pos: pos, length: 1}
+}
+
+// alias copies the node an alias names, counting its nodes against maxNodes.
+func (c *converter) alias(v *ast.AliasNode, tk *token.Token, pos Pos) *node {
+	name := ""
+	if v.Value != nil {
+		name = v.Value.GetToken().Value
+	}
+	target, ok := c.anchors[name]
+	if !ok {
+		c.diags.add(pos, tokenLength(tk), "", "unknown YAML alias *%s", name)
+		return &node{kind: nullNode, pos: pos, length: 1}
+	}
+	c.nodes += countNodes(target, maxNodes)
+	if c.nodes > maxNodes {
+		c.diags.add(pos, tokenLength(tk), "", "YAML document has more than %d values (after alias expansion)", maxNodes)
+		return &node{kind: nullNode, pos: pos, length: 1}
+	}
+	return target.copyAt(nil)
 }
 
 // Plain scalars are typed by the YAML 1.2 core schema's rules for numbers,
@@ -522,27 +546,6 @@ func countNodes(n *node, limit int) int {
 		total += countNodes(it, limit)
 	}
 	return total
-}
-
-// typeName names a Go value's DSL type.
-func typeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "bool"
-	case int64, int, int32, uint64:
-		return "int"
-	case float64, float32:
-		return "float"
-	case string:
-		return "string"
-	case []any:
-		return "list"
-	case map[string]any:
-		return "map"
-	}
-	return fmt.Sprintf("%T", v)
 }
 
 // quoteIfString renders a scalar for a message: strings quoted, others as written.

@@ -56,53 +56,68 @@ func (s *eventSink) emit(e Event) {
 	s.fn(e)
 }
 
-// instanceProgress implements stages.Progress for one instance by emitting
-// throttled progress and status events.
-type instanceProgress struct {
-	sink     *eventSink
-	instance string
+// newInstanceProgress is the stages.Progress of one locally run instance:
+// throttled progress and status events on sink.
+func newInstanceProgress(sink *eventSink, instance string) *ThrottledProgress {
+	return NewThrottledProgress(
+		func(done, total int64, unit string) {
+			sink.emit(Event{Instance: instance, Kind: EventProgress, Done: done, Total: total, Unit: unit})
+		},
+		func(msg string) { sink.emit(Event{Instance: instance, Kind: EventStatus, Message: msg}) })
+}
+
+// ThrottledProgress implements stages.Progress by handing bar snapshots and
+// status lines to two functions, each at most about ten times a second. The
+// snapshot of Start and the one that reaches the total are never throttled
+// away, so a display always sees the bar begin and complete. The two
+// functions are called outside its lock: they serialise themselves if they
+// must (the local executor's event sink does).
+type ThrottledProgress struct {
+	bar    func(done, total int64, unit string)
+	status func(msg string)
 
 	mu         sync.Mutex
 	total      int64
 	done       int64
 	unit       string
-	lastEmit   time.Time
+	lastBar    time.Time
 	lastStatus time.Time
 }
 
-func newInstanceProgress(sink *eventSink, instance string) *instanceProgress {
-	return &instanceProgress{sink: sink, instance: instance}
+// NewThrottledProgress returns a ThrottledProgress that passes bar snapshots
+// to bar and status lines to status; the executors (local and remote) use it
+// so that every stage is throttled alike.
+func NewThrottledProgress(bar func(done, total int64, unit string), status func(msg string)) *ThrottledProgress {
+	return &ThrottledProgress{bar: bar, status: status}
 }
 
 // Start implements stages.Progress.
-func (p *instanceProgress) Start(total int64, unit string) {
+func (p *ThrottledProgress) Start(total int64, unit string) {
 	p.mu.Lock()
 	p.total, p.done, p.unit = total, 0, unit
-	p.lastEmit = time.Now()
-	e := Event{Instance: p.instance, Kind: EventProgress, Done: 0, Total: total, Unit: unit}
+	p.lastBar = time.Now()
 	p.mu.Unlock()
-	p.sink.emit(e)
+	p.bar(0, total, unit)
 }
 
-// Add implements stages.Progress. The event that reaches the total is never
-// throttled away, so a display always sees the bar complete.
-func (p *instanceProgress) Add(n int64) {
+// Add implements stages.Progress.
+func (p *ThrottledProgress) Add(n int64) {
 	p.mu.Lock()
 	p.done += n
 	now := time.Now()
 	finished := p.total > 0 && p.done >= p.total
-	if !finished && now.Sub(p.lastEmit) < progressInterval {
+	if !finished && now.Sub(p.lastBar) < progressInterval {
 		p.mu.Unlock()
 		return
 	}
-	p.lastEmit = now
-	e := Event{Instance: p.instance, Kind: EventProgress, Done: p.done, Total: p.total, Unit: p.unit}
+	p.lastBar = now
+	done, total, unit := p.done, p.total, p.unit
 	p.mu.Unlock()
-	p.sink.emit(e)
+	p.bar(done, total, unit)
 }
 
 // Status implements stages.Progress.
-func (p *instanceProgress) Status(msg string) {
+func (p *ThrottledProgress) Status(msg string) {
 	p.mu.Lock()
 	now := time.Now()
 	if now.Sub(p.lastStatus) < progressInterval {
@@ -111,5 +126,5 @@ func (p *instanceProgress) Status(msg string) {
 	}
 	p.lastStatus = now
 	p.mu.Unlock()
-	p.sink.emit(Event{Instance: p.instance, Kind: EventStatus, Message: msg})
+	p.status(msg)
 }

@@ -58,11 +58,15 @@ type LocalExecutor struct{}
 // returned nil and every declared output is a regular file that decodes as
 // its port's kind (checkOutput), so a bad output fails this stage and stores
 // nothing; a stage panic becomes an error naming the stage.
+//
+// Every error starts with the stage (stageName) and nothing else: the run
+// names the instance, and the stage's own errors (and Env's) name the port.
 func (LocalExecutor) Execute(ctx context.Context, t *Task) (*Result, error) {
 	spec := t.Stage.Spec()
+	name := stageName(t)
 	scratch, err := t.Store.Scratch("stage-*") // leased: gc leaves it alone while the stage runs
 	if err != nil {
-		return nil, fmt.Errorf("%s: scratch directory: %w", t.Instance, err)
+		return nil, fmt.Errorf("%s: scratch directory: %w", name, err)
 	}
 	defer scratch.Remove()
 	dir := scratch.Path
@@ -79,11 +83,11 @@ func (LocalExecutor) Execute(ctx context.Context, t *Task) (*Result, error) {
 		Progress: progress,
 		OutDir:   dir,
 	}
-	if err := runStage(ctx, t.Stage, env); err != nil {
+	if err := runStage(ctx, name, t.Stage, env); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("stage %s: %w", spec.Name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	// Check every output before ingesting any, so a stage that forgot one
 	// or wrote a bad one stores nothing.
@@ -91,7 +95,7 @@ func (LocalExecutor) Execute(ctx context.Context, t *Task) (*Result, error) {
 	for _, port := range spec.Outputs {
 		d, err := checkOutput(env.OutputPath(port.Name), port)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", stageName(t), err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		checked[port.Name] = d
 	}
@@ -99,11 +103,11 @@ func (LocalExecutor) Execute(ctx context.Context, t *Task) (*Result, error) {
 	for _, port := range spec.Outputs {
 		d, err := t.Store.Ingest(filepath.Join(dir, port.Name))
 		if err != nil {
-			return nil, fmt.Errorf("%s: store output %q: %w", stageName(t), port.Name, err)
+			return nil, fmt.Errorf("%s: store output %q: %w", name, port.Name, err)
 		}
 		if d != checked[port.Name] {
 			return nil, fmt.Errorf("%s: output %q changed after it was checked (sha256 %s, stored %s)",
-				stageName(t), port.Name, checked[port.Name], d)
+				name, port.Name, checked[port.Name], d)
 		}
 		res.Outputs[port.Name] = d
 	}
@@ -144,17 +148,17 @@ func stageName(t *Task) string {
 	return "stage " + t.Stage.Spec().Name
 }
 
-// runStage calls s.Run and turns a panic into an error with the stage's name
-// and the stack, so one broken stage cannot take the whole run down.
-func runStage(ctx context.Context, s stages.Stage, env *stages.Env) (err error) {
-	name := s.Spec().Name
+// runStage calls s.Run, prefixing its error with name (stageName), and turns
+// a panic into an error with the name and the stack, so one broken stage
+// cannot take the whole run down.
+func runStage(ctx context.Context, name string, s stages.Stage, env *stages.Env) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("stage %s panicked: %v\n%s", name, r, debug.Stack())
+			err = fmt.Errorf("%s panicked: %v\n%s", name, r, debug.Stack())
 		}
 	}()
 	if err := s.Run(ctx, env); err != nil {
-		return fmt.Errorf("stage %s: %w", name, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
 }

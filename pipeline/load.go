@@ -1,13 +1,11 @@
 package pipeline
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	"github.com/sglr-pipe/sglr-pipe/dsl"
@@ -30,7 +28,7 @@ type Node struct {
 	Instance  *dsl.Instance
 	Stage     stages.Stage
 	Spec      stages.Spec
-	Params    stages.Params // validated, defaults filled, ints int64, floats float64
+	Params    stages.Params // as the DSL typed them: checked, defaults filled, ints int64, floats float64
 	Seed      uint64        // DeriveSeed(pipeline seed, instance id)
 	Producers []*Node       // distinct instances this one reads from, in first-use order
 	Consumers []*Node       // distinct instances that read from this one
@@ -79,12 +77,12 @@ func LoadWith(file string, sets []string, resolve Resolver, opts LoadOptions) (*
 	// Expand runs even when Parse found problems (it works on the partial
 	// Spec), so every problem in the file is reported at once.
 	spec, parseDiags := dsl.Parse(file, src, sets)
-	cat := NewCatalog(resolve).(*catalog)
+	cat := &planChecker{catalog: NewCatalog(resolve).(*catalog), columns: map[string][]stages.Column{}}
 	exp, diags := dsl.ExpandWith(spec, cat, dsl.ExpandOptions{MaxInstances: opts.MaxInstances})
 	if all := append(parseDiags, diags...); all.HasErrors() {
 		return nil, all
 	}
-	return build(abs, exp, cat)
+	return build(abs, exp, cat.catalog)
 }
 
 // Node returns the instance with the given id.
@@ -106,33 +104,17 @@ func (p *Pipeline) DeclIDs() []string {
 func (p *Pipeline) Instances(decl string) []*Node { return p.byDecl[decl] }
 
 // build turns the DSL's expansion into nodes. The DSL has validated the
-// pipeline; the checks here guard against an expansion that breaks its own
-// contract, so that it is an error and never a panic.
+// pipeline, typed every parameter (with the stages' own typer) and filled
+// the defaults, so nothing here is checked again.
 func build(abs string, exp *dsl.Expansion, cat *catalog) (*Pipeline, error) {
-	if exp == nil || exp.Spec == nil {
-		return nil, fmt.Errorf("pipeline %s: expansion is empty", abs)
-	}
 	p := &Pipeline{File: abs, Expansion: exp, byID: map[string]*Node{}, byDecl: map[string][]*Node{}}
 	for i, inst := range exp.Instances {
-		if inst == nil || inst.Decl == nil {
-			return nil, fmt.Errorf("pipeline %s: instance %d has no declaration", abs, i)
-		}
-		if _, dup := p.byID[inst.ID]; dup {
-			return nil, fmt.Errorf("pipeline %s: instance id %q appears twice", abs, inst.ID)
-		}
 		st, err := cat.stage(inst.Decl.Uses)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %s: stage %s: %w", abs, inst.ID, err)
 		}
-		spec := st.Spec()
-		params, err := typedParams(spec, inst.Params)
-		if err != nil {
-			return nil, fmt.Errorf("pipeline %s: stage %s: %w", abs, inst.ID, err)
-		}
-		n := &Node{Instance: inst, Stage: st, Spec: spec, Params: params, Seed: DeriveSeed(exp.Spec.Seed, inst.ID), index: i}
-		if err := p.link(n); err != nil {
-			return nil, fmt.Errorf("pipeline %s: stage %s: %w", abs, inst.ID, err)
-		}
+		n := &Node{Instance: inst, Stage: st, Spec: st.Spec(), Params: stages.Params(inst.Params), Seed: DeriveSeed(exp.Spec.Seed, inst.ID), index: i}
+		p.link(n)
 		p.Nodes = append(p.Nodes, n)
 		p.byID[inst.ID] = n
 		p.byDecl[inst.Decl.ID] = append(p.byDecl[inst.Decl.ID], n)
@@ -140,183 +122,81 @@ func build(abs string, exp *dsl.Expansion, cat *catalog) (*Pipeline, error) {
 	return p, nil
 }
 
-// link records n's producers, checking every edge names an earlier instance
-// and an output that instance declares.
-func (p *Pipeline) link(n *Node) error {
+// link records n's producers: the distinct earlier instances its edges name.
+func (p *Pipeline) link(n *Node) {
 	seen := map[*Node]bool{}
 	for _, port := range slices.Sorted(maps.Keys(n.Instance.Inputs)) {
 		for _, e := range n.Instance.Inputs[port] {
-			from, ok := p.byID[e.From]
-			if !ok {
-				return fmt.Errorf("input %s reads %s, which is not an earlier instance", port, e.From)
-			}
-			if !hasOutput(from.Spec, e.Output) {
-				return fmt.Errorf("input %s reads %s.%s, but stage %s has no output %q", port, e.From, e.Output, from.Uses(), e.Output)
-			}
-			if !seen[from] {
+			if from := p.byID[e.From]; !seen[from] {
 				seen[from] = true
 				n.Producers = append(n.Producers, from)
 				from.Consumers = append(from.Consumers, n)
 			}
 		}
 	}
-	return nil
 }
 
-// typedParams fills defaults the expansion left out and normalises numbers to
-// the declared type (int64 for int, float64 for float), so the same values
-// always give the same cache key.
+// typedParams types recorded parameters (a run record's JSON, for replay)
+// by spec with the typer the DSL uses.
 func typedParams(spec stages.Spec, raw map[string]any) (stages.Params, error) {
-	params := stages.Params{}
-	declared := map[string]stages.Param{}
-	for _, d := range spec.Params {
-		declared[d.Name] = d
-	}
-	for name, v := range raw {
-		d, ok := declared[name]
-		if !ok {
-			return nil, fmt.Errorf("parameter %q is not declared by stage %s (declared: %s)", name, spec.Name, strings.Join(paramNames(spec), ", "))
-		}
-		tv, err := asParamType(d.Type, v)
-		if err != nil {
-			return nil, fmt.Errorf("parameter %s: %w", name, err)
-		}
-		params[name] = tv
-	}
-	for _, d := range spec.Params {
-		if _, ok := params[d.Name]; ok || d.Default == nil {
-			continue
-		}
-		tv, err := asParamType(d.Type, d.Default)
-		if err != nil {
-			return nil, fmt.Errorf("default of parameter %s: %w", d.Name, err)
-		}
-		params[d.Name] = tv
-	}
-	return params, nil
+	return stages.DecodeParams(spec, raw)
 }
 
-// asParamType converts v to the Go type stages.Params promises for t. It
-// accepts the other numeric forms a value may arrive in (Go ints, float64 from
-// a JSON round trip) when the conversion is exact.
-func asParamType(t stages.ParamType, v any) (any, error) {
-	switch t {
-	case stages.TypeInt:
-		if i, ok := toInt64(v); ok {
-			return i, nil
-		}
-	case stages.TypeFloat:
-		if f, ok := toFloat64(v); ok {
-			return f, nil
-		}
-	case stages.TypeString:
-		if s, ok := v.(string); ok {
-			return s, nil
-		}
-	case stages.TypeBool:
-		if b, ok := v.(bool); ok {
-			return b, nil
-		}
-	case stages.TypeList:
-		if l, ok := v.([]any); ok {
-			out := make([]any, len(l))
-			for i, e := range l {
-				out[i] = normaliseScalar(e)
+// planChecker is the catalog of one Load, adapting the stages' Check hooks
+// (stages.Checker) to dsl.Checker, so that the DSL reports what they find at
+// the offending value before anything runs.
+type planChecker struct {
+	*catalog
+	columns map[string][]stages.Column // "instance\x00port" -> what the instance declares the port holds
+}
+
+// Check implements dsl.Checker: it runs inst's stage's Check, if it has one,
+// on inst's parameters and what each of its inputs will read.
+func (c *planChecker) Check(inst *dsl.Instance, instances map[string]*dsl.Instance) []stages.Problem {
+	st, err := c.stage(inst.Decl.Uses)
+	if err != nil {
+		return nil // reported at the uses: value
+	}
+	checker, ok := st.(stages.Checker)
+	if !ok {
+		return nil
+	}
+	return checker.Check(stages.Params(inst.Params), c.upstreams(inst, instances))
+}
+
+// upstreams describes, per input port of inst, what each edge will deliver.
+func (c *planChecker) upstreams(inst *dsl.Instance, instances map[string]*dsl.Instance) map[string][]stages.Upstream {
+	out := map[string][]stages.Upstream{}
+	for port, edges := range inst.Inputs {
+		for _, e := range edges {
+			from := instances[e.From]
+			if from == nil {
+				continue
 			}
-			return out, nil
+			out[port] = append(out[port], stages.Upstream{
+				Stage: from.Decl.Uses, Output: e.Output, Params: stages.Params(from.Params), Tags: e.Tags,
+				Columns: c.declaredColumns(from, e.Output, instances),
+			})
 		}
-	case stages.TypeMap:
-		if m, ok := v.(map[string]any); ok {
-			out := make(map[string]any, len(m))
-			for k, e := range m {
-				out[k] = normaliseScalar(e)
-			}
-			return out, nil
-		}
-	default:
-		return nil, fmt.Errorf("unknown parameter type %q", t)
 	}
-	return nil, fmt.Errorf("value %v (%T) is not of type %s", v, v, t)
+	return out
 }
 
-func toInt64(v any) (int64, bool) {
-	switch x := v.(type) {
-	case json.Number:
-		i, err := x.Int64()
-		return i, err == nil
-	case int64:
-		return x, true
-	case int:
-		return int64(x), true
-	case int32:
-		return int64(x), true
-	case uint64:
-		if x <= 1<<63-1 {
-			return int64(x), true
-		}
-	case float64:
-		if x == float64(int64(x)) {
-			return int64(x), true
+// declaredColumns is what from's stage declares its output port holds
+// (stages.ColumnDeclarer), or nil; each instance's answer is computed once.
+func (c *planChecker) declaredColumns(from *dsl.Instance, port string, instances map[string]*dsl.Instance) []stages.Column {
+	key := from.ID + "\x00" + port
+	if cols, done := c.columns[key]; done {
+		return cols
+	}
+	var cols []stages.Column
+	if st, err := c.stage(from.Decl.Uses); err == nil {
+		if d, ok := st.(stages.ColumnDeclarer); ok {
+			cols = d.Columns(port, stages.Params(from.Params), c.upstreams(from, instances))
 		}
 	}
-	return 0, false
-}
-
-func toFloat64(v any) (float64, bool) {
-	switch x := v.(type) {
-	case json.Number:
-		f, err := x.Float64()
-		return f, err == nil
-	case float64:
-		return x, true
-	case float32:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case int:
-		return float64(x), true
-	case uint64:
-		return float64(x), true
-	}
-	return 0, false
-}
-
-// normaliseScalar widens Go ints inside lists and maps to int64 so that
-// stages see one integer type, and decodes json.Number (a record read back
-// with UseNumber) to int64 when it is written as an integer, else float64.
-func normaliseScalar(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
-		}
-		if f, err := x.Float64(); err == nil {
-			return f
-		}
-		return x.String()
-	case int:
-		return int64(x)
-	case int32:
-		return int64(x)
-	}
-	return v
-}
-
-func hasOutput(spec stages.Spec, port string) bool {
-	for _, o := range spec.Outputs {
-		if o.Name == port {
-			return true
-		}
-	}
-	return false
-}
-
-func paramNames(spec stages.Spec) []string {
-	names := make([]string, 0, len(spec.Params))
-	for _, p := range spec.Params {
-		names = append(names, p.Name)
-	}
-	return names
+	c.columns[key] = cols
+	return cols
 }
 
 // keySpec builds the instance's cache key fields from its producers' output

@@ -14,19 +14,33 @@ import (
 type Resolver func(uses string) (stages.Stage, error)
 
 // RegistryResolver resolves names registered in reg; an unknown name is an
-// error that lists every known name, so a typo is easy to fix.
+// *UnknownStageError, which lists every known name so that a typo is easy to
+// fix (and the DSL suggests the closest).
 func RegistryResolver(reg *stages.Registry) Resolver {
 	return func(uses string) (stages.Stage, error) {
 		if s, ok := reg.Lookup(uses); ok {
 			return s, nil
 		}
-		names := reg.Names()
-		if len(names) == 0 {
-			return nil, fmt.Errorf("unknown stage %q (no stages are registered)", uses)
-		}
-		return nil, fmt.Errorf("unknown stage %q (known: %s)", uses, strings.Join(names, ", "))
+		return nil, &UnknownStageError{Name: uses, Known: reg.Names()}
 	}
 }
+
+// UnknownStageError is a `uses:` name a registry does not know. Names makes
+// it a dsl.Lister.
+type UnknownStageError struct {
+	Name  string
+	Known []string // sorted
+}
+
+func (e *UnknownStageError) Error() string {
+	if len(e.Known) == 0 {
+		return fmt.Sprintf("unknown stage %q (no stages are registered)", e.Name)
+	}
+	return fmt.Sprintf("unknown stage %q (known: %s)", e.Name, strings.Join(e.Known, ", "))
+}
+
+// Names returns the known stage names.
+func (e *UnknownStageError) Names() []string { return e.Known }
 
 // NewCatalog adapts a Resolver to the dsl.Catalog the DSL validates against.
 // Each `uses:` value is resolved once; later lookups reuse the answer (an
@@ -44,12 +58,7 @@ func SchemaOf(spec stages.Spec) *dsl.StageSchema {
 	for _, p := range spec.Outputs {
 		schema.Outputs = append(schema.Outputs, dsl.PortSchema{Name: p.Name, Kind: p.Kind})
 	}
-	for _, p := range spec.Params {
-		schema.Params = append(schema.Params, dsl.ParamSchema{
-			Name: p.Name, Type: string(p.Type), Default: p.Default, Required: p.Required,
-			Min: p.Min, Max: p.Max, Enum: p.Enum,
-		})
-	}
+	schema.Params = append(schema.Params, spec.Params...) // dsl.ParamSchema is stages.Param
 	return schema
 }
 

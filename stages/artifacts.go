@@ -10,7 +10,8 @@ import (
 
 // Typed readers and writers of artifacts on an Env's ports, so that a stage
 // deals in artifacts.Dataset, Labels and Table values instead of files. Every
-// error names the instance and the port.
+// error names the port (and, for a gathered input, which artifact); the
+// executor adds the stage and the run the instance.
 
 // ReadDataset decodes the dataset on the single-artifact input port.
 func (e *Env) ReadDataset(port string) (*artifacts.Dataset, error) {
@@ -65,7 +66,7 @@ func readInput[T any](e *Env, port, kind string, decode func(artifacts.ReadAtSee
 	v, err := ReadInput(in, decode)
 	if err != nil {
 		var zero T
-		return zero, fmt.Errorf("%s: input %q (%s %s): %w", e.Instance, port, kind, in.Digest, err)
+		return zero, fmt.Errorf("input %q (%s %s): %w", port, kind, in.Digest, err)
 	}
 	return v, nil
 }
@@ -73,15 +74,15 @@ func readInput[T any](e *Env, port, kind string, decode func(artifacts.ReadAtSee
 func readGathered[T any](e *Env, port, kind string, decode func(artifacts.ReadAtSeeker) (T, error)) ([]T, []map[string]string, error) {
 	ins := e.Inputs[port]
 	if len(ins) == 0 {
-		return nil, nil, fmt.Errorf("%s: input %q is not connected", e.Instance, port)
+		return nil, nil, fmt.Errorf("input %q is not connected", port)
 	}
 	values := make([]T, len(ins))
 	tags := make([]map[string]string, len(ins))
 	for i, in := range ins {
 		v, err := ReadInput(in, decode)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: input %q, %s %d of %d (%s, tags %v): %w",
-				e.Instance, port, kind, i+1, len(ins), in.Digest, in.Tags, err)
+			return nil, nil, fmt.Errorf("input %q, %s %d of %d (%s, tags %v): %w",
+				port, kind, i+1, len(ins), in.Digest, in.Tags, err)
 		}
 		values[i], tags[i] = v, in.Tags
 	}
@@ -121,7 +122,7 @@ func writeOutput(e *Env, port, kind string, encode func(io.Writer) error) error 
 	}
 	if err != nil {
 		os.Remove(f.Name()) // no half output for the pipeline to ingest
-		return fmt.Errorf("%s: output %q (%s): %w", e.Instance, port, kind, err)
+		return fmt.Errorf("output %q (%s): %w", port, kind, err)
 	}
 	return nil
 }

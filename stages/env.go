@@ -10,7 +10,7 @@ import (
 
 // Env is everything a running stage may touch.
 type Env struct {
-	Instance string             // instance id, e.g. "noisy[noise=0.2]", for messages
+	Instance string             // instance id, e.g. "noisy[noise=0.2]"; errors need not name it (the run does)
 	Params   Params             // validated, defaults filled
 	Seed     uint64             // derived from the pipeline seed and the instance id
 	Inputs   map[string][]Input // port -> artifacts (one unless the port is Multi)
@@ -52,9 +52,9 @@ func (e *Env) Input(port string) (Input, error) {
 	case 1:
 		return in[0], nil
 	case 0:
-		return Input{}, fmt.Errorf("%s: input %q is not connected", e.Instance, port)
+		return Input{}, fmt.Errorf("input %q is not connected", port)
 	default:
-		return Input{}, fmt.Errorf("%s: input %q has %d artifacts, want one", e.Instance, port, len(in))
+		return Input{}, fmt.Errorf("input %q has %d artifacts, want one", port, len(in))
 	}
 }
 
@@ -68,7 +68,7 @@ func (e *Env) OutputPath(port string) string { return filepath.Join(e.OutDir, po
 func (e *Env) CreateOutput(port string) (*os.File, error) {
 	f, err := os.Create(e.OutputPath(port))
 	if err != nil {
-		return nil, fmt.Errorf("%s: create output %q: %w", e.Instance, port, err)
+		return nil, fmt.Errorf("create output %q: %w", port, err)
 	}
 	return f, nil
 }

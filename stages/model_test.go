@@ -36,7 +36,7 @@ func TestEnvModelRoundTrip(t *testing.T) {
 func TestEnvModelErrors(t *testing.T) {
 	env := &Env{Instance: "train", OutDir: t.TempDir(), Progress: NopProgress{}}
 	err := env.WriteModel("best", &artifacts.Model{Arch: "{"})
-	if err == nil || !strings.Contains(err.Error(), `train: output "best" (model)`) {
+	if err == nil || !strings.Contains(err.Error(), `output "best" (model)`) {
 		t.Errorf("WriteModel of an invalid model: %v", err)
 	}
 	if _, statErr := os.Stat(env.OutputPath("best")); !errors.Is(statErr, os.ErrNotExist) {
@@ -47,7 +47,7 @@ func TestEnvModelErrors(t *testing.T) {
 	}
 	consumer := &Env{Instance: "eval", Inputs: map[string][]Input{"model": {fileInput(t, env.OutputPath("data"), nil)}}}
 	_, err = consumer.ReadModel("model")
-	if !errors.Is(err, artifacts.ErrCorrupt) || !strings.Contains(err.Error(), `eval: input "model" (model `) {
+	if !errors.Is(err, artifacts.ErrCorrupt) || !strings.Contains(err.Error(), `input "model" (model `) {
 		t.Errorf("ReadModel of a dataset: %v", err)
 	}
 }

@@ -1,33 +1,28 @@
 package stages
 
-import "fmt"
+import "github.com/sglr-pipe/sglr-pipe/stages/param"
 
-// Params are validated parameter values: int params hold int64, float params
-// float64, string params string, bool params bool, list params []any, map
-// params map[string]any. The accessors panic only on a programming error (a
-// name the stage did not declare with that type), never on user input, which
-// the DSL validates before anything runs.
-type Params map[string]any
+// Parameters are declared and typed by package param, which the DSL shares;
+// these names keep the plugin contract in one package.
+type (
+	// Params are typed parameter values: int params hold int64, float params
+	// float64, string params string, bool params bool, list params []any,
+	// map params map[string]any (see param.Values).
+	Params = param.Values
+	// Param declares one parameter (see param.Decl).
+	Param = param.Decl
+	// ParamType is the type of a parameter value.
+	ParamType = param.Type
+	// Problem is one thing wrong with a parameter (see Checker).
+	Problem = param.Problem
+)
 
-func (p Params) Int(name string) int64          { return get[int64](p, name) }
-func (p Params) Float(name string) float64      { return get[float64](p, name) }
-func (p Params) String(name string) string      { return get[string](p, name) }
-func (p Params) Bool(name string) bool          { return get[bool](p, name) }
-func (p Params) List(name string) []any         { return get[[]any](p, name) }
-func (p Params) Map(name string) map[string]any { return get[map[string]any](p, name) }
-
-// Has reports whether name has a value (params without default may be absent).
-func (p Params) Has(name string) bool { _, ok := p[name]; return ok }
-
-func get[T any](p Params, name string) T {
-	v, ok := p[name]
-	if !ok {
-		var zero T
-		return zero
-	}
-	t, ok := v.(T)
-	if !ok {
-		panic(fmt.Sprintf("stages: param %q is %T, stage asked for %T", name, v, t))
-	}
-	return t
-}
+// The parameter types.
+const (
+	TypeInt    = param.Int
+	TypeFloat  = param.Float // ints are accepted and widened
+	TypeString = param.String
+	TypeBool   = param.Bool
+	TypeList   = param.List // a sequence of scalars; an Enum constrains each element
+	TypeMap    = param.Map  // a mapping of string keys to plain values
+)

@@ -47,7 +47,7 @@ func TestEnvPredictionsRoundTrip(t *testing.T) {
 func TestEnvPredictionsErrors(t *testing.T) {
 	env := &Env{Instance: "eval", OutDir: t.TempDir(), Progress: NopProgress{}}
 	err := env.WritePredictions("predictions", &artifacts.Predictions{K: 0})
-	if err == nil || !strings.Contains(err.Error(), `eval: output "predictions" (predictions)`) {
+	if err == nil || !strings.Contains(err.Error(), `output "predictions" (predictions)`) {
 		t.Errorf("WritePredictions of invalid predictions: %v", err)
 	}
 	if err := env.WriteDataset("data", testDataset(0)); err != nil {
@@ -55,7 +55,7 @@ func TestEnvPredictionsErrors(t *testing.T) {
 	}
 	consumer := &Env{Instance: "calibrate", Inputs: map[string][]Input{"predictions": {fileInput(t, env.OutputPath("data"), nil)}}}
 	_, err = consumer.ReadPredictions("predictions")
-	if !errors.Is(err, artifacts.ErrCorrupt) || !strings.Contains(err.Error(), `calibrate: input "predictions" (predictions `) {
+	if !errors.Is(err, artifacts.ErrCorrupt) || !strings.Contains(err.Error(), `input "predictions" (predictions `) {
 		t.Errorf("ReadPredictions of a dataset: %v", err)
 	}
 	if _, _, err := consumer.ReadPredictionsAll("missing"); err == nil || !strings.Contains(err.Error(), "not connected") {

@@ -7,15 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/sglr-pipe/sglr-pipe/stages/param"
 )
 
 // PluginProtocol names the version of the external plugin protocol, which
@@ -28,7 +28,11 @@ import (
 //	PLUGIN describe
 //	    Prints the stage's Spec as JSON (the json tags of Spec, Port and Param)
 //	    on stdout and exits 0. Parameter defaults are JSON values of the
-//	    parameter's type.
+//	    parameter's type. The pipeline checks every value against this
+//	    schema before anything runs (min and max, an enum, which for a list
+//	    parameter constrains each element); there is no call to check rules
+//	    over several parameters (stages.Checker): a plugin reports those when
+//	    it runs.
 //
 //	PLUGIN run REQUEST.json
 //	    REQUEST.json is a PluginRequest:
@@ -193,12 +197,9 @@ func DecodeSpec(data []byte) (Spec, error) {
 		return Spec{}, errors.New("decode spec: extra data after the JSON object")
 	}
 	for i, p := range spec.Params {
-		if p.Default == nil {
-			continue
-		}
-		v, err := typeParamValue(p.Type, p.Default)
-		if err != nil {
-			return Spec{}, fmt.Errorf("param %q: default: %w", p.Name, err)
+		v, problems := p.DefaultValue()
+		if len(problems) > 0 {
+			return Spec{}, param.Join(problems)
 		}
 		spec.Params[i].Default = v
 	}
@@ -208,53 +209,20 @@ func DecodeSpec(data []byte) (Spec, error) {
 	return spec, nil
 }
 
-// DecodeParams types raw JSON-decoded parameter values by spec: int -> int64,
-// float -> float64 (also when written as 3), string, bool, list -> []any and
-// map -> map[string]any, whose numeric elements become int64 when integral
-// and float64 otherwise. Missing params get their default; a missing required
-// param, an unknown name or a value of the wrong type is an error.
+// DecodeParams types raw JSON-decoded parameter values by spec with
+// param.Decode, the typer the DSL uses: int -> int64, float -> float64 (also
+// when written as 3), string, bool, list -> []any and map -> map[string]any,
+// whose numbers become int64 when written without a fraction or exponent and
+// float64 otherwise; ranges and enums are checked. A missing param gets its
+// default (the runner sends them filled in; a request written by hand may
+// not). A missing required param, an unknown name or a bad value is an
+// error; all of them are returned at once.
 func DecodeParams(spec Spec, raw map[string]any) (Params, error) {
-	declared := map[string]bool{}
-	out := Params{}
-	var errs []error
-	for _, p := range spec.Params {
-		declared[p.Name] = true
-		v, ok := raw[p.Name]
-		if !ok || v == nil {
-			switch {
-			case p.Default != nil:
-				d, err := typeParamValue(p.Type, p.Default)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("param %q: default: %w", p.Name, err))
-					continue
-				}
-				out[p.Name] = d
-			case p.Required:
-				errs = append(errs, fmt.Errorf("param %q is required", p.Name))
-			}
-			continue
-		}
-		tv, err := typeParamValue(p.Type, v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("param %q: %w", p.Name, err))
-			continue
-		}
-		out[p.Name] = tv
+	params, problems := param.Decode(spec.Params, raw)
+	if len(problems) > 0 {
+		return nil, param.Join(problems)
 	}
-	var unknown []string
-	for name := range raw {
-		if !declared[name] {
-			unknown = append(unknown, name)
-		}
-	}
-	sort.Strings(unknown)
-	for _, name := range unknown {
-		errs = append(errs, fmt.Errorf("unknown param %q", name))
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return out, nil
+	return params, nil
 }
 
 // serveRun handles `PLUGIN run REQUEST.json`.
@@ -288,7 +256,7 @@ func serveRun(ctx context.Context, s Stage, requestPath string, stderr io.Writer
 	}
 	params, err := DecodeParams(spec, raw)
 	if err != nil {
-		return fmt.Errorf("%s: %w", req.Instance, err)
+		return fmt.Errorf("params: %w", err)
 	}
 	env := &Env{
 		Instance: req.Instance,
@@ -305,20 +273,20 @@ func serveRun(ctx context.Context, s Stage, requestPath string, stderr io.Writer
 		return err
 	}
 	if ctx.Err() != nil {
-		return fmt.Errorf("%s: %w", req.Instance, ctx.Err())
+		return ctx.Err()
 	}
 	for _, port := range spec.Outputs {
 		if _, err := os.Stat(env.OutputPath(port.Name)); err != nil {
-			return fmt.Errorf("%s: stage returned without writing output %q: %w", req.Instance, port.Name, err)
+			return fmt.Errorf("stage returned without writing output %q: %w", port.Name, err)
 		}
 	}
 	if summary := env.Summary(); len(summary) > 0 {
 		out, err := json.Marshal(summary)
 		if err != nil {
-			return fmt.Errorf("%s: encode summary: %w", req.Instance, err)
+			return fmt.Errorf("encode summary: %w", err)
 		}
 		if err := os.WriteFile(filepath.Join(req.OutDir, PluginSummaryFile), out, 0o644); err != nil {
-			return fmt.Errorf("%s: write summary: %w", req.Instance, err)
+			return fmt.Errorf("write summary: %w", err)
 		}
 	}
 	return nil
@@ -403,10 +371,8 @@ func checkSpec(s Spec) error {
 			errs = append(errs, fmt.Errorf("param %q has unknown type %q (want int, float, string, bool, list or map)", p.Name, p.Type))
 			continue
 		}
-		if p.Default != nil {
-			if _, err := typeParamValue(p.Type, p.Default); err != nil {
-				errs = append(errs, fmt.Errorf("param %q: default: %w", p.Name, err))
-			}
+		if _, problems := p.DefaultValue(); len(problems) > 0 {
+			errs = append(errs, param.Join(problems))
 		}
 		if p.Min != nil && p.Max != nil && *p.Min > *p.Max {
 			errs = append(errs, fmt.Errorf("param %q: min %g exceeds max %g", p.Name, *p.Min, *p.Max))
@@ -416,7 +382,7 @@ func checkSpec(s Spec) error {
 }
 
 // decodeNumbers decodes one JSON value keeping numbers as json.Number, so that
-// typeParamValue can tell 3 from 3.5 without float rounding.
+// the typer can tell 3 from 3.5 without float rounding.
 func decodeNumbers(msg json.RawMessage) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(msg))
 	dec.UseNumber()
@@ -425,147 +391,4 @@ func decodeNumbers(msg json.RawMessage) (any, error) {
 		return nil, err
 	}
 	return v, nil
-}
-
-// typeParamValue converts a decoded JSON value (numbers as json.Number or any
-// Go number) to the Go type Params holds for t.
-func typeParamValue(t ParamType, v any) (any, error) {
-	switch t {
-	case TypeInt:
-		return toInt64(v)
-	case TypeFloat:
-		return toFloat64(v)
-	case TypeString:
-		s, ok := v.(string)
-		if !ok {
-			return nil, fmt.Errorf("want a string, got %s", describeJSON(v))
-		}
-		return s, nil
-	case TypeBool:
-		b, ok := v.(bool)
-		if !ok {
-			return nil, fmt.Errorf("want a bool, got %s", describeJSON(v))
-		}
-		return b, nil
-	case TypeList:
-		list, ok := v.([]any)
-		if !ok {
-			return nil, fmt.Errorf("want a list, got %s", describeJSON(v))
-		}
-		out := make([]any, len(list))
-		for i, e := range list {
-			s, err := typeScalar(e)
-			if err != nil {
-				return nil, fmt.Errorf("element %d: %w", i, err)
-			}
-			out[i] = s
-		}
-		return out, nil
-	case TypeMap:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("want a map, got %s", describeJSON(v))
-		}
-		out := make(map[string]any, len(m))
-		for k, e := range m {
-			s, err := typeScalar(e)
-			if err != nil {
-				return nil, fmt.Errorf("key %q: %w", k, err)
-			}
-			out[k] = s
-		}
-		return out, nil
-	default:
-		return nil, fmt.Errorf("unknown param type %q", t)
-	}
-}
-
-// typeScalar types a list element or map value: integral numbers become
-// int64, other numbers float64; strings and bools stay.
-func typeScalar(v any) (any, error) {
-	switch x := v.(type) {
-	case string, bool:
-		return x, nil
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i, nil
-		}
-		return toFloat64(x)
-	case int, int32, int64:
-		return toInt64(x)
-	case float32, float64:
-		return toFloat64(x)
-	default:
-		return nil, fmt.Errorf("want a scalar, got %s", describeJSON(v))
-	}
-}
-
-func toInt64(v any) (int64, error) {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i, nil
-		}
-		f, err := x.Float64()
-		if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
-			return 0, fmt.Errorf("want an integer, got %s", x)
-		}
-		return int64(f), nil
-	case int:
-		return int64(x), nil
-	case int32:
-		return int64(x), nil
-	case int64:
-		return x, nil
-	case float64:
-		if x != math.Trunc(x) || math.Abs(x) > 1<<53 {
-			return 0, fmt.Errorf("want an integer, got %g", x)
-		}
-		return int64(x), nil
-	default:
-		return 0, fmt.Errorf("want an integer, got %s", describeJSON(v))
-	}
-}
-
-func toFloat64(v any) (float64, error) {
-	switch x := v.(type) {
-	case json.Number:
-		f, err := x.Float64()
-		if err != nil {
-			return 0, fmt.Errorf("want a number, got %s", x)
-		}
-		return f, nil
-	case int:
-		return float64(x), nil
-	case int32:
-		return float64(x), nil
-	case int64:
-		return float64(x), nil
-	case float32:
-		return float64(x), nil
-	case float64:
-		return x, nil
-	default:
-		return 0, fmt.Errorf("want a number, got %s", describeJSON(v))
-	}
-}
-
-// describeJSON names a decoded JSON value's type for an error message.
-func describeJSON(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return fmt.Sprintf("string %q", x)
-	case bool:
-		return fmt.Sprintf("bool %t", x)
-	case json.Number:
-		return "number " + x.String()
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "a map"
-	default:
-		return fmt.Sprintf("%T %v", v, v)
-	}
 }

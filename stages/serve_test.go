@@ -148,11 +148,11 @@ func TestServeArgsRunErrors(t *testing.T) {
 		{"missing output", echoStage{skipOutput: true}, `{"protocol":"sglr-plugin/1","instance":"e","params":{"n":1},"out_dir":%q}`, 1, `without writing output "out"`},
 		{"wrong protocol", echoStage{}, `{"protocol":"sglr-plugin/9","params":{"n":1},"out_dir":%q}`, 1, `protocol "sglr-plugin/9"`},
 		{"no protocol", echoStage{}, `{"params":{"n":1},"out_dir":%q}`, 1, `protocol ""`},
-		{"required missing", echoStage{}, `{"protocol":"sglr-plugin/1","params":{},"out_dir":%q}`, 1, `param "n" is required`},
-		{"unknown param", echoStage{}, `{"protocol":"sglr-plugin/1","params":{"n":1,"epochs":3},"out_dir":%q}`, 1, `unknown param "epochs"`},
-		{"int not integral", echoStage{}, `{"protocol":"sglr-plugin/1","params":{"n":1.5},"out_dir":%q}`, 1, `param "n": want an integer, got 1.5`},
-		{"float as string", echoStage{}, `{"protocol":"sglr-plugin/1","params":{"n":1,"rate":"x"},"out_dir":%q}`, 1, `param "rate": want a number, got string "x"`},
-		{"list of lists", echoStage{}, `{"protocol":"sglr-plugin/1","params":{"n":1,"tags":[[1]]},"out_dir":%q}`, 1, `element 0: want a scalar`},
+		{"required missing", echoStage{}, `{"protocol":"sglr-plugin/1","params":{},"out_dir":%q}`, 1, `param "n": required, but not given`},
+		{"unknown param", echoStage{}, `{"protocol":"sglr-plugin/1","params":{"n":1,"epochs":3},"out_dir":%q}`, 1, `param "epochs": not declared by the stage`},
+		{"int not integral", echoStage{}, `{"protocol":"sglr-plugin/1","params":{"n":1.5},"out_dir":%q}`, 1, `param "n": want int, got float 1.5`},
+		{"float as string", echoStage{}, `{"protocol":"sglr-plugin/1","params":{"n":1,"rate":"x"},"out_dir":%q}`, 1, `param "rate": want float, got string "x"`},
+		{"list of lists", echoStage{}, `{"protocol":"sglr-plugin/1","params":{"n":1,"tags":[[1]]},"out_dir":%q}`, 1, `list elements must be scalars, element 0 is list`},
 		{"not json", echoStage{}, `{"protocol": %q`, 1, "decode request"},
 	}
 	for _, tt := range tests {
@@ -258,7 +258,7 @@ func TestDecodeSpecRejects(t *testing.T) {
 		}, wantIn: `unknown type "integer"`},
 		{name: "default of wrong type", edit: func(m map[string]any) {
 			m["params"] = []any{map[string]any{"name": "k", "type": "int", "default": "three"}}
-		}, wantIn: `param "k": default: want an integer`},
+		}, wantIn: `param "k": default: want int, got string "three"`},
 		{name: "min above max", edit: func(m map[string]any) {
 			m["params"] = []any{map[string]any{"name": "k", "type": "float", "min": 2, "max": 1}}
 		}, wantIn: "min 2 exceeds max 1"},

@@ -41,30 +41,6 @@ type Port struct {
 	Multi    bool   `json:"multi,omitempty"`    // inputs only: accepts a gathered list (x.out[])
 }
 
-// ParamType is the type of a parameter value.
-type ParamType string
-
-const (
-	TypeInt    ParamType = "int"
-	TypeFloat  ParamType = "float" // ints are accepted and widened
-	TypeString ParamType = "string"
-	TypeBool   ParamType = "bool"
-	TypeList   ParamType = "list" // a sequence of scalars
-	TypeMap    ParamType = "map"  // a mapping of string keys to scalars
-)
-
-// Param declares one parameter.
-type Param struct {
-	Name     string    `json:"name"`
-	Type     ParamType `json:"type"`
-	Default  any       `json:"default,omitempty"` // nil: no default
-	Required bool      `json:"required,omitempty"`
-	Min      *float64  `json:"min,omitempty"`
-	Max      *float64  `json:"max,omitempty"`
-	Enum     []string  `json:"enum,omitempty"`
-	Doc      string    `json:"doc"`
-}
-
 // Float returns a pointer to v, for Param.Min and Param.Max literals.
 func Float(v float64) *float64 { return &v }
 

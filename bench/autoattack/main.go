@@ -4,7 +4,7 @@
 // hard labels) on 1000 training images of the embedded fashion-mnist-mini
 // subset, attacked at eps 0.1 on the subset's 1000 test images. It prints
 // the seconds, points broken and cumulative robust accuracy of each
-// component, the total, and the BLAS in use (nn.BLAS()).
+// component, the total, and the BLAS in use (ops.BLAS()).
 //
 // The trained model is cached in -model (trained and written there when the
 // file does not exist), so repeated runs and the pure-Go and OpenBLAS builds
@@ -22,6 +22,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -31,7 +32,9 @@ import (
 	"time"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
-	"github.com/sglr-pipe/sglr-pipe/nn"
+	"github.com/sglr-pipe/sglr-pipe/nn/attack"
+	"github.com/sglr-pipe/sglr-pipe/nn/model"
+	"github.com/sglr-pipe/sglr-pipe/nn/ops"
 	"github.com/sglr-pipe/sglr-pipe/stages"
 	"github.com/sglr-pipe/sglr-pipe/stages/load"
 	"github.com/sglr-pipe/sglr-pipe/stages/train"
@@ -99,7 +102,7 @@ func run(args []string) error {
 	if o.forward > 0 {
 		return timeForward(o, w, testSet)
 	}
-	ev, err := nn.NewEvaluator(w, min(o.batch, n), o.workers)
+	ev, err := model.NewEvaluator(w, min(o.batch, n), o.workers)
 	if err != nil {
 		return err
 	}
@@ -117,7 +120,7 @@ func run(args []string) error {
 		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
-	cfg := nn.AutoAttackConfig{Eps: o.eps, Queries: o.queries}
+	cfg := attack.AutoAttackConfig{Eps: o.eps, Queries: o.queries}
 	report, err := cfg.Run(ev, testSet.Images, testSet.Labels, n, rng, xAdv)
 	if err != nil {
 		return err
@@ -157,10 +160,10 @@ func loadMini(test int) (map[string]*artifacts.Dataset, error) {
 }
 
 // cachedModel reads o.model, or trains the quickstart MLP and writes it there.
-func cachedModel(o options, splits map[string]*artifacts.Dataset) (*nn.Weights, error) {
+func cachedModel(o options, splits map[string]*artifacts.Dataset) (*model.Weights, error) {
 	m, err := artifacts.ReadModelFile(o.model)
 	if err == nil {
-		return train.WeightsFromArtifact(m)
+		return stages.WeightsFromArtifact(m)
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read cached model %s: %w (delete it to retrain)", o.model, err)
@@ -185,24 +188,12 @@ func cachedModel(o options, splits map[string]*artifacts.Dataset) (*nn.Weights, 
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "trained in %.1f s\n", time.Since(start).Seconds())
-	art, err := train.ModelArtifact(res.Final, map[string]string{"checkpoint": "final"})
+	art, err := stages.ModelArtifact(res.Final, map[string]string{"checkpoint": "final"})
 	if err != nil {
 		return nil, err
 	}
-	tmp := o.model + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return nil, fmt.Errorf("cache model: %w", err)
-	}
-	if err := artifacts.WriteModel(f, art); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("cache model %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("cache model %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, o.model); err != nil {
-		return nil, fmt.Errorf("cache model: %w", err)
+	if err := artifacts.WriteAtomic(o.model, 0o644, func(w io.Writer) error { return artifacts.WriteModel(w, art) }); err != nil {
+		return nil, fmt.Errorf("cache model %s: %w", o.model, err)
 	}
 	return res.Final, nil
 }
@@ -212,13 +203,13 @@ func cachedModel(o options, splits map[string]*artifacts.Dataset) (*nn.Weights, 
 // Evaluator built at -batch and at ceil(n/workers). The Evaluator sizes its
 // chunks per call (every worker busy, padding under 16 rows), so both should
 // cost the same; a gap would mean chunking regressed.
-func timeForward(o options, w *nn.Weights, testSet *artifacts.Dataset) error {
+func timeForward(o options, w *model.Weights, testSet *artifacts.Dataset) error {
 	n := min(o.forward, len(testSet.Labels))
 	x := testSet.Images[:n*w.Arch.InputSize()]
 	out := make([]float32, n*w.Arch.Classes)
-	fmt.Printf("Evaluator.Logits on %d points, %d workers, BLAS %s\n", n, o.workers, nn.BLAS())
+	fmt.Printf("Evaluator.Logits on %d points, %d workers, BLAS %s\n", n, o.workers, ops.BLAS())
 	for _, batch := range []int{o.batch, (n + o.workers - 1) / o.workers} {
-		ev, err := nn.NewEvaluator(w, batch, o.workers)
+		ev, err := model.NewEvaluator(w, batch, o.workers)
 		if err != nil {
 			return err
 		}
@@ -238,9 +229,9 @@ func timeForward(o options, w *nn.Weights, testSet *artifacts.Dataset) error {
 }
 
 // printReport prints one row per component and the total.
-func printReport(o options, n int, r *nn.AutoAttackReport, total float64) {
+func printReport(o options, n int, r *attack.AutoAttackReport, total float64) {
 	if o.tsv {
-		fmt.Printf("blas\t%s\n", nn.BLAS())
+		fmt.Printf("blas\t%s\n", ops.BLAS())
 		fmt.Printf("clean\t0\t0\t%.4f\n", r.CleanAcc)
 		for _, s := range r.Steps {
 			fmt.Printf("%s\t%.2f\t%d\t%.4f\n", s.Attack, s.Seconds, s.Broken, s.RobustAcc)
@@ -249,7 +240,7 @@ func printReport(o options, n int, r *nn.AutoAttackReport, total float64) {
 		return
 	}
 	fmt.Printf("AutoAttack standard, eps %g, %d fashion-mnist-mini test points, MLP 784-128-128-10\n", o.eps, n)
-	fmt.Printf("BLAS: %s; Evaluator batch %d, %d workers; GOMAXPROCS %d\n", nn.BLAS(), min(o.batch, n), o.workers, runtime.GOMAXPROCS(0))
+	fmt.Printf("BLAS: %s; Evaluator batch %d, %d workers; GOMAXPROCS %d\n", ops.BLAS(), min(o.batch, n), o.workers, runtime.GOMAXPROCS(0))
 	fmt.Printf("%-8s %9s %7s %10s\n", "attack", "seconds", "broken", "robust %")
 	fmt.Printf("%-8s %9s %7s %10.1f\n", "clean", "", "", 100*r.CleanAcc)
 	for _, s := range r.Steps {

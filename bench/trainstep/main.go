@@ -6,7 +6,7 @@
 //
 //	PGD-10 against an Eval-mode Evaluator (eps 8/255, step 2/255, random
 //	start): 10 input-gradient passes, the batch cut into one chunk per worker;
-//	one Train-mode forward/backward on the adversarial batch (nn.Trainer);
+//	one Train-mode forward/backward on the adversarial batch (model.Trainer);
 //	an SGD update (momentum 0.9, weight decay 5e-4), then the new weights are
 //	pushed to the Evaluator.
 //
@@ -40,7 +40,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sglr-pipe/sglr-pipe/nn"
+	"github.com/sglr-pipe/sglr-pipe/nn/attack"
+	"github.com/sglr-pipe/sglr-pipe/nn/model"
+	"github.com/sglr-pipe/sglr-pipe/nn/ops"
+	"github.com/sglr-pipe/sglr-pipe/nn/optim"
 )
 
 func main() {
@@ -53,16 +56,16 @@ func main() {
 // benchModel is one architecture the benchmark times.
 type benchModel struct {
 	name string
-	arch nn.Arch
+	arch model.Arch
 }
 
 // models lists the benchmarked architectures in table order;
 // bench/torch_step.py uses the same names and architectures.
 var models = []benchModel{
-	{"mlp", nn.Arch{Kind: nn.KindMLP, Input: []int{1, 28, 28}, Classes: 10, Hidden: []int{256, 256}}},
-	{"cnn-28", nn.Arch{Kind: nn.KindCNN, Input: []int{1, 28, 28}, Classes: 10, Channels: []int{32, 64}, Hidden: []int{128}}},
-	{"cnn-32", nn.Arch{Kind: nn.KindCNN, Input: []int{3, 32, 32}, Classes: 10, Channels: []int{32, 64}, Hidden: []int{128}}},
-	{"preact-resnet18", nn.Arch{Kind: nn.KindPreActResNet18, Input: []int{3, 32, 32}, Classes: 10, Width: 64}},
+	{"mlp", model.Arch{Kind: model.KindMLP, Input: []int{1, 28, 28}, Classes: 10, Hidden: []int{256, 256}}},
+	{"cnn-28", model.Arch{Kind: model.KindCNN, Input: []int{1, 28, 28}, Classes: 10, Channels: []int{32, 64}, Hidden: []int{128}}},
+	{"cnn-32", model.Arch{Kind: model.KindCNN, Input: []int{3, 32, 32}, Classes: 10, Channels: []int{32, 64}, Hidden: []int{128}}},
+	{"preact-resnet18", model.Arch{Kind: model.KindPreActResNet18, Input: []int{3, 32, 32}, Classes: 10, Width: 64}},
 }
 
 // PGD-10 of the SGLR training recipe and the optimiser settings.
@@ -109,10 +112,10 @@ func run(args []string) error {
 		return err
 	}
 	if opts.tsv {
-		fmt.Printf("#blas\t%s\n#workers\t%d\n#gomaxprocs\t%d\n", nn.BLAS(), opts.workers, runtime.GOMAXPROCS(0))
+		fmt.Printf("#blas\t%s\n#workers\t%d\n#gomaxprocs\t%d\n", ops.BLAS(), opts.workers, runtime.GOMAXPROCS(0))
 	} else {
 		fmt.Printf("BLAS: %s\nworkers: %d (GOMAXPROCS %d, %d CPUs)  batch: %d  step: PGD-%d attack + train fwd/bwd + SGD\n",
-			nn.BLAS(), opts.workers, runtime.GOMAXPROCS(0), runtime.NumCPU(), opts.batch, pgdSteps)
+			ops.BLAS(), opts.workers, runtime.GOMAXPROCS(0), runtime.NumCPU(), opts.batch, pgdSteps)
 	}
 	if opts.cpuProfile != "" {
 		f, err := os.Create(opts.cpuProfile)
@@ -278,10 +281,10 @@ func memoryRun(opts options) error {
 
 // stepper holds everything one model's training step needs, allocated once.
 type stepper struct {
-	trainer  *nn.Trainer
-	eval     *nn.Evaluator
-	sgd      *nn.SGD
-	attacker nn.Attacker
+	trainer  *model.Trainer
+	eval     *model.Evaluator
+	sgd      *optim.SGD
+	attacker attack.Attacker
 	rng      *rand.Rand
 	n        int
 	x, xAdv  []float32
@@ -291,20 +294,20 @@ type stepper struct {
 
 // newStepper initialises arch and a batch of random inputs in [0,1] with
 // random labels.
-func newStepper(arch nn.Arch, opts options) (*stepper, error) {
-	w, err := nn.Init(arch, opts.seed)
+func newStepper(arch model.Arch, opts options) (*stepper, error) {
+	w, err := model.Init(arch, opts.seed)
 	if err != nil {
 		return nil, err
 	}
 	s := &stepper{n: opts.batch, rng: rand.New(rand.NewPCG(opts.seed, 2))}
-	if s.trainer, err = nn.NewTrainer(w, opts.batch, opts.workers); err != nil {
+	if s.trainer, err = model.NewTrainer(w, opts.batch, opts.workers); err != nil {
 		return nil, err
 	}
 	// One attack chunk per worker, as the training loop does.
-	if s.eval, err = nn.NewEvaluator(w, (opts.batch+opts.workers-1)/opts.workers, opts.workers); err != nil {
+	if s.eval, err = model.NewEvaluator(w, (opts.batch+opts.workers-1)/opts.workers, opts.workers); err != nil {
 		return nil, err
 	}
-	s.sgd = nn.NewSGD(s.trainer.Weights().Params, momentum, weightDecay, false)
+	s.sgd = optim.NewSGD(s.trainer.Weights().Params, momentum, weightDecay, false)
 	d, k := arch.InputSize(), arch.Classes
 	s.x, s.xAdv = make([]float32, s.n*d), make([]float32, s.n*d)
 	s.targets, s.labels = make([]float32, s.n*k), make([]int32, s.n)
@@ -321,7 +324,7 @@ func newStepper(arch nn.Arch, opts options) (*stepper, error) {
 // step is one adversarial training step: PGD-10 in Eval mode, a Train-mode
 // forward/backward on the adversarial batch, the SGD update.
 func (s *stepper) step() error {
-	cfg := nn.PGD{Eps: pgdEps, Step: pgdStep, Steps: pgdSteps, RandomStart: true, Restarts: 1}
+	cfg := attack.PGD{Eps: pgdEps, Step: pgdStep, Steps: pgdSteps, RandomStart: true, Restarts: 1}
 	if err := s.attacker.PGD(s.eval, s.x, s.labels, s.n, cfg, s.rng, s.xAdv); err != nil {
 		return fmt.Errorf("attack: %w", err)
 	}

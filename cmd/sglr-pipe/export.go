@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -96,33 +94,16 @@ INSTANCE.PORT of the latest run) in a format other tools read:
 	return cmd
 }
 
-// exportFile writes the output of export (CSV or NPZ) to path through a
-// temporary file, so a failed export never leaves a truncated file under the
-// requested name.
+// exportFile writes the output of export (CSV or NPZ) to path atomically,
+// so a failed export never leaves a truncated file under the requested name.
 func exportFile(src artifacts.ReadAtSeeker, path string, export func(artifacts.ReadAtSeeker, io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".export-*")
-	if err != nil {
+	var exportErr error
+	err := artifacts.WriteAtomic(path, 0o644, func(w io.Writer) error {
+		exportErr = export(src, w)
+		return exportErr
+	})
+	if err != nil && err != exportErr {
 		return fmt.Errorf("export to %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name())
-	w := bufio.NewWriter(tmp)
-	if err := export(src, w); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("export to %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil { // CreateTemp makes files private
-		tmp.Close()
-		return fmt.Errorf("export to %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("export to %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("export to %s: %w", path, err)
-	}
-	return nil
+	return err
 }

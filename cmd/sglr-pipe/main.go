@@ -18,9 +18,10 @@ import (
 	"github.com/sglr-pipe/sglr-pipe/dsl"
 	"github.com/sglr-pipe/sglr-pipe/pipeline"
 
-	// Linked for gorgonia's start-up check (see nn's package doc).
-	_ "github.com/sglr-pipe/sglr-pipe/nn"
+	// Linked for gorgonia's start-up check (see package ops's doc).
+	_ "github.com/sglr-pipe/sglr-pipe/nn/ops"
 	// Built-in stages register themselves in stages.Builtin.
+	_ "github.com/sglr-pipe/sglr-pipe/stages/bestfinal"
 	_ "github.com/sglr-pipe/sglr-pipe/stages/calibrate"
 	_ "github.com/sglr-pipe/sglr-pipe/stages/eval"
 	_ "github.com/sglr-pipe/sglr-pipe/stages/labelstats"

@@ -107,39 +107,20 @@ func writeFilesArtifact(dir string, store artifacts.Store, d artifacts.Digest) (
 		return 0, err
 	}
 	for i, name := range files.Names {
-		if err := writeFileAtomic(filepath.Join(dir, filepath.FromSlash(name)), files.Data[i]); err != nil {
+		if err := writeFile(filepath.Join(dir, filepath.FromSlash(name)), files.Data[i]); err != nil {
 			return 0, err
 		}
 	}
 	return files.Len(), nil
 }
 
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory that is synced and renamed over path.
-func writeFileAtomic(path string, data []byte) error {
+// writeFile writes data to path atomically, creating path's directory.
+func writeFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := artifacts.WriteFileAtomic(path, data, 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

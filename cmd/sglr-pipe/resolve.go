@@ -39,9 +39,9 @@ func newResolver(baseDir string) pipeline.Resolver {
 		if s, ok := opened[path]; ok {
 			return s, nil
 		}
-		s, err := stageexec.Open(path)
+		s, err := stageexec.Open(path) // its errors name the plugin
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", uses, err)
+			return nil, err
 		}
 		opened[path] = s
 		return s, nil

@@ -120,7 +120,7 @@ func (e *Executor) Execute(ctx context.Context, t *pipeline.Task) (*pipeline.Res
 	}
 	data, err := json.Marshal(msg)
 	if err != nil {
-		return nil, fmt.Errorf("%s: encode task: %w", t.Instance, err)
+		return nil, fmt.Errorf("encode task: %w", err)
 	}
 	progress := t.Progress
 	if progress == nil {
@@ -154,7 +154,7 @@ func (e *Executor) Execute(ctx context.Context, t *pipeline.Task) (*pipeline.Res
 			e.withdraw(p)
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%s: submit to NATS: %w", t.Instance, err)
+		return nil, fmt.Errorf("submit to NATS: %w", err)
 	}
 	e.submitted.Add(1)
 
@@ -214,7 +214,7 @@ func (e *Executor) taskMessage(t *pipeline.Task) (*taskMessage, error) {
 	}
 	params, err := encodeParams(t.Params)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", t.Instance, err)
+		return nil, err
 	}
 	msg := &taskMessage{
 		Protocol: protocolVersion, Run: e.run, Task: nuid.Next(), Instance: t.Instance,
@@ -232,7 +232,7 @@ func (e *Executor) taskMessage(t *pipeline.Task) (*taskMessage, error) {
 	}
 	if e.cfg.Labels != nil {
 		if msg.Labels, err = CheckLabels(e.cfg.Labels(t.Instance)); err != nil {
-			return nil, fmt.Errorf("%s: %w", t.Instance, err)
+			return nil, err
 		}
 	}
 	if path, ok := strings.CutPrefix(uses, "exec:"); ok {
@@ -240,11 +240,11 @@ func (e *Executor) taskMessage(t *pipeline.Task) (*taskMessage, error) {
 			path = filepath.Join(e.cfg.ExecBase, path)
 		}
 		if msg.ExecPath, err = filepath.Abs(path); err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", t.Instance, uses, err)
+			return nil, fmt.Errorf("%s: %w", uses, err)
 		}
 	}
 	if msg.Key, err = keyOf(uses, spec.Version, t.Params, t.Seed, msg.Inputs); err != nil {
-		return nil, fmt.Errorf("%s: %w", t.Instance, err)
+		return nil, err
 	}
 	return msg, nil
 }

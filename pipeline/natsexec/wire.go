@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	"github.com/sglr-pipe/sglr-pipe/pipeline"
 	"github.com/sglr-pipe/sglr-pipe/stages"
+	"github.com/sglr-pipe/sglr-pipe/stages/param"
 )
 
 // protocolVersion is the version of the messages below; a worker refuses a
@@ -247,133 +246,9 @@ func decodeTask(data []byte) (*taskMessage, stages.Params, error) {
 }
 
 // checkParams checks a task's decoded params against the spec of the stage
-// that will run them, as the coordinator's validation leaves params: every
-// declared param present unless it has neither a default nor is required
-// (the coordinator fills defaults in), nothing undeclared, each value of
-// exactly the Go type its declared type promises (int int64, float float64,
-// string, bool, list []any of scalars, map map[string]any), and numbers and
-// enums within the declared bounds. A task's key proves only that it was not
-// altered on the way, not that whoever made it validated it, and a stage's
-// accessors panic on a value of the wrong type.
+// that will run them with param.Check, the typer the DSL uses: a task's key
+// proves only that it was not altered on the way, not that whoever made it
+// validated it, and a stage's accessors panic on a value of the wrong type.
 func checkParams(spec stages.Spec, params stages.Params) error {
-	var errs []error
-	declared := make(map[string]bool, len(spec.Params))
-	for _, p := range spec.Params {
-		declared[p.Name] = true
-		v, ok := params[p.Name]
-		if !ok {
-			if p.Required || p.Default != nil {
-				errs = append(errs, fmt.Errorf("param %q is missing", p.Name))
-			}
-			continue
-		}
-		if problem := checkParamValue(p, v); problem != "" {
-			errs = append(errs, fmt.Errorf("param %q: %s", p.Name, problem))
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(params)) {
-		if !declared[name] {
-			names := make([]string, len(spec.Params))
-			for i, p := range spec.Params {
-				names[i] = p.Name
-			}
-			errs = append(errs, fmt.Errorf("unknown param %q (stage %s declares: %s)", name, spec.Name, strings.Join(names, ", ")))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// checkParamValue says what is wrong with v as a value of p ("" if nothing).
-func checkParamValue(p stages.Param, v any) string {
-	ok := false
-	switch p.Type {
-	case stages.TypeInt:
-		_, ok = v.(int64)
-	case stages.TypeFloat:
-		_, ok = v.(float64)
-	case stages.TypeString:
-		_, ok = v.(string)
-	case stages.TypeBool:
-		_, ok = v.(bool)
-	case stages.TypeList:
-		var list []any
-		if list, ok = v.([]any); ok {
-			for i, e := range list {
-				if _, scalar := scalarText(e); !scalar {
-					return fmt.Sprintf("list elements must be scalars, element %d is %s", i, describeParam(e))
-				}
-			}
-		}
-	case stages.TypeMap:
-		_, ok = v.(map[string]any)
-	default:
-		return fmt.Sprintf("the stage declares an unknown param type %q", p.Type)
-	}
-	if !ok {
-		return fmt.Sprintf("want %s, got %s", p.Type, describeParam(v))
-	}
-	var f float64
-	numeric := true
-	switch x := v.(type) {
-	case int64:
-		f = float64(x)
-	case float64:
-		f = x
-	default:
-		numeric = false
-	}
-	if numeric {
-		text, _ := scalarText(v)
-		if p.Min != nil && (f < *p.Min || math.IsNaN(f)) {
-			return fmt.Sprintf("%s is below the minimum %s", text, strconv.FormatFloat(*p.Min, 'g', -1, 64))
-		}
-		if p.Max != nil && (f > *p.Max || math.IsNaN(f)) {
-			return fmt.Sprintf("%s is above the maximum %s", text, strconv.FormatFloat(*p.Max, 'g', -1, 64))
-		}
-	}
-	if len(p.Enum) > 0 {
-		if text, scalar := scalarText(v); !scalar || !slices.Contains(p.Enum, text) {
-			quoted := make([]string, len(p.Enum))
-			for i, e := range p.Enum {
-				quoted[i] = strconv.Quote(e)
-			}
-			return fmt.Sprintf("%s is not one of %s", describeParam(v), strings.Join(quoted, ", "))
-		}
-	}
-	return ""
-}
-
-// scalarText renders a scalar param value as the DSL compares it with an
-// enum; ok is false for lists and maps.
-func scalarText(v any) (text string, ok bool) {
-	switch x := v.(type) {
-	case string:
-		return x, true
-	case bool:
-		return strconv.FormatBool(x), true
-	case int64:
-		return strconv.FormatInt(x, 10), true
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64), true
-	}
-	return "", false
-}
-
-// describeParam renders a decoded value with its type: `int 2`, `string "x"`.
-func describeParam(v any) string {
-	switch x := v.(type) {
-	case int64:
-		return "int " + strconv.FormatInt(x, 10)
-	case float64:
-		return "float " + strconv.FormatFloat(x, 'g', -1, 64)
-	case string:
-		return "string " + strconv.Quote(x)
-	case bool:
-		return "bool " + strconv.FormatBool(x)
-	case []any:
-		return "list"
-	case map[string]any:
-		return "map"
-	}
-	return fmt.Sprintf("%T", v)
+	return param.Join(param.Check(spec.Params, params))
 }

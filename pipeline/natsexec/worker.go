@@ -394,7 +394,7 @@ func taskReads(task *taskMessage, d artifacts.Digest) bool {
 // the mirror; outputs are uploaded as they are stored.
 func (w *Worker) executeOnce(ctx context.Context, task *taskMessage, st stages.Stage, params stages.Params) (*pipeline.Result, error) {
 	if err := checkParams(st.Spec(), params); err != nil {
-		return nil, fmt.Errorf("%s: refused: its params do not fit stage %s %s: %w", task.Instance, task.Uses, task.Version, err)
+		return nil, fmt.Errorf("refused: its params do not fit stage %s %s: %w", task.Uses, task.Version, err)
 	}
 	inputs := map[string][]stages.Input{}
 	for port, refs := range task.Inputs {
@@ -408,7 +408,7 @@ func (w *Worker) executeOnce(ctx context.Context, task *taskMessage, st stages.S
 	}
 	return pipeline.LocalExecutor{}.Execute(ctx, &pipeline.Task{
 		Instance: task.Instance, Uses: task.Uses, Stage: st, Params: params, Seed: task.Seed,
-		Inputs: inputs, Progress: &remoteProgress{w: w, task: task}, Store: w.store,
+		Inputs: inputs, Progress: w.remoteProgress(task), Store: w.store,
 	})
 }
 
@@ -536,57 +536,12 @@ func (w *Worker) publishProgress(task *taskMessage, pm progressMessage) {
 	_ = w.nc.Publish(progressSubjects+task.Run+"."+task.Task, data)
 }
 
-// remoteProgress implements stages.Progress by publishing snapshots, at
-// most about ten a second (the start and the completion always).
-type remoteProgress struct {
-	w    *Worker
-	task *taskMessage
-
-	mu         sync.Mutex
-	total      int64
-	done       int64
-	unit       string
-	lastBar    time.Time
-	lastStatus time.Time
-}
-
-// progressInterval throttles progress reports of one task.
-const progressInterval = 100 * time.Millisecond
-
-// Start implements stages.Progress.
-func (p *remoteProgress) Start(total int64, unit string) {
-	p.mu.Lock()
-	p.total, p.done, p.unit, p.lastBar = total, 0, unit, time.Now()
-	pm := progressMessage{Kind: progressBar, Total: total, Unit: unit}
-	p.mu.Unlock()
-	p.w.publishProgress(p.task, pm)
-}
-
-// Add implements stages.Progress.
-func (p *remoteProgress) Add(n int64) {
-	p.mu.Lock()
-	p.done += n
-	now := time.Now()
-	finished := p.total > 0 && p.done >= p.total
-	if !finished && now.Sub(p.lastBar) < progressInterval {
-		p.mu.Unlock()
-		return
-	}
-	p.lastBar = now
-	pm := progressMessage{Kind: progressBar, Done: p.done, Total: p.total, Unit: p.unit}
-	p.mu.Unlock()
-	p.w.publishProgress(p.task, pm)
-}
-
-// Status implements stages.Progress.
-func (p *remoteProgress) Status(msg string) {
-	p.mu.Lock()
-	now := time.Now()
-	if now.Sub(p.lastStatus) < progressInterval {
-		p.mu.Unlock()
-		return
-	}
-	p.lastStatus = now
-	p.mu.Unlock()
-	p.w.publishProgress(p.task, progressMessage{Kind: progressStatus, Message: msg})
+// remoteProgress is the stages.Progress of one task: throttled snapshots
+// published for the coordinator.
+func (w *Worker) remoteProgress(task *taskMessage) *pipeline.ThrottledProgress {
+	return pipeline.NewThrottledProgress(
+		func(done, total int64, unit string) {
+			w.publishProgress(task, progressMessage{Kind: progressBar, Done: done, Total: total, Unit: unit})
+		},
+		func(msg string) { w.publishProgress(task, progressMessage{Kind: progressStatus, Message: msg}) })
 }

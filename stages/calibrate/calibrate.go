@@ -20,7 +20,7 @@ import (
 	"strings"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
-	"github.com/sglr-pipe/sglr-pipe/nn"
+	"github.com/sglr-pipe/sglr-pipe/nn/metric"
 	"github.com/sglr-pipe/sglr-pipe/stages"
 )
 
@@ -118,7 +118,7 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 	}
 	tables, err := Calibrate(cfg, preds, val)
 	if err != nil {
-		return fmt.Errorf("%s: %w", env.Instance, err)
+		return err
 	}
 	for _, out := range []struct {
 		port  string
@@ -163,11 +163,11 @@ func Calibrate(cfg Config, preds, val *artifacts.Predictions) (*Tables, error) {
 	m, b, h := newTable(meta, metricsColumns()), newTable(meta, binsColumns()), newTable(meta, histColumns())
 	for _, g := range groups {
 		logits, labels := g.rows(preds)
-		c, err := nn.Calibrate(logits, labels, preds.K, cfg.Bins)
+		c, err := metric.Calibrate(logits, labels, preds.K, cfg.Bins)
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint %q, attack %q: %w", g.checkpoint, g.attack, err)
 		}
-		hist, err := nn.LabelConfidenceHistogram(logits, labels, preds.K, cfg.HistBins)
+		hist, err := metric.LabelConfidenceHistogram(logits, labels, preds.K, cfg.HistBins)
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint %q, attack %q: %w", g.checkpoint, g.attack, err)
 		}
@@ -210,14 +210,14 @@ func scaled(cfg Config, g group, logits []float32, labels []int32, k int, val *a
 			"(they hold: %s)", g.checkpoint, attack, strings.Join(names, "; "))
 	}
 	valLogits, valLabels := fit.rows(val)
-	if temp, err = nn.FitTemperature(valLogits, valLabels, k); err != nil {
+	if temp, err = metric.FitTemperature(valLogits, valLabels, k); err != nil {
 		return 0, 0, 0, fmt.Errorf("fit temperature on val: %w", err)
 	}
-	scaledLogits, err := nn.ScaleLogits(logits, temp)
+	scaledLogits, err := metric.ScaleLogits(logits, temp)
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	c, err := nn.Calibrate(scaledLogits, labels, k, cfg.Bins)
+	c, err := metric.Calibrate(scaledLogits, labels, k, cfg.Bins)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("scaled logits: %w", err)
 	}

@@ -13,7 +13,8 @@ import (
 	"testing"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
-	"github.com/sglr-pipe/sglr-pipe/nn"
+	"github.com/sglr-pipe/sglr-pipe/nn/metric"
+	"github.com/sglr-pipe/sglr-pipe/nn/model"
 	"github.com/sglr-pipe/sglr-pipe/stages"
 	"github.com/sglr-pipe/sglr-pipe/stages/eval"
 	"github.com/sglr-pipe/sglr-pipe/stages/stagetest"
@@ -33,7 +34,7 @@ func synthetic(seed uint64, n int, scale float64, groups ...[2]string) *artifact
 			for j := range row {
 				row[j] = float32(1.5 * rng.NormFloat64())
 			}
-			nn.Softmax(row, 1, k, probs)
+			metric.Softmax(row, 1, k, probs)
 			label, u := int32(k-1), rng.Float64()
 			for j, acc := 0, 0.0; j < k; j++ {
 				if acc += float64(probs[j]); u < acc {
@@ -144,7 +145,7 @@ func TestCalibrateTablesAreConsistent(t *testing.T) {
 			t.Errorf("metrics row %d is %s %s, want %v", g, metrics.Column(ColCheckpoint).Strings[g], metrics.Column(ColAttack).Strings[g], name)
 		}
 		logits, labels := groupOf(preds, name[0], name[1])
-		want, err := nn.Calibrate(logits, labels, 4, 10)
+		want, err := metric.Calibrate(logits, labels, 4, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -154,7 +155,7 @@ func TestCalibrateTablesAreConsistent(t *testing.T) {
 		}
 		if row[ColECE] != want.ECE || row[ColMCE] != want.MCE || row[ColNLL] != want.NLL || row[ColBrier] != want.Brier ||
 			row[ColAccuracy] != want.Accuracy {
-			t.Errorf("%v: metrics %v, nn.Calibrate gives %+v", name, row, want)
+			t.Errorf("%v: metrics %v, metric.Calibrate gives %+v", name, row, want)
 		}
 		if !math.IsNaN(row[ColTemperature]) || !math.IsNaN(row[ColECEScaled]) || !math.IsNaN(row[ColNLLScaled]) {
 			t.Errorf("%v: without val the temperature columns are %v, want NaN", name, row)
@@ -217,9 +218,9 @@ func TestCalibrateTemperatureScaling(t *testing.T) {
 				t.Errorf("fit_on same gave one temperature %v for both attacks", temps)
 			}
 			logits, labels := groupOf(val, "best", map[string]string{FitOnSame: "pgd", FitOnClean: "clean"}[fitOn])
-			want, err := nn.FitTemperature(logits, labels, 4)
+			want, err := metric.FitTemperature(logits, labels, 4)
 			if err != nil || want != temps[1] {
-				t.Errorf("pgd group temperature %v, nn.FitTemperature on its val group gives %v (%v)", temps[1], want, err)
+				t.Errorf("pgd group temperature %v, metric.FitTemperature on its val group gives %v (%v)", temps[1], want, err)
 			}
 		})
 	}
@@ -290,7 +291,7 @@ func TestCalibrateEvalPredictions(t *testing.T) {
 		ds.IDs = append(ds.IDs, int64(i))
 		ds.Labels = append(ds.Labels, int32(i%3))
 	}
-	w, err := nn.Init(nn.Arch{Kind: nn.KindMLP, Input: []int{1, 2, 2}, Classes: 3, Hidden: []int{8}}, 2)
+	w, err := model.Init(model.Arch{Kind: model.KindMLP, Input: []int{1, 2, 2}, Classes: 3, Hidden: []int{8}}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,15 +4,16 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"github.com/sglr-pipe/sglr-pipe/nn"
+	nnattack "github.com/sglr-pipe/sglr-pipe/nn/attack"
+	nnmodel "github.com/sglr-pipe/sglr-pipe/nn/model"
 )
 
 // attackModel is the Evaluator as the nn attacks see it: the Evaluator is
-// already an nn.GradModel (logits, input gradients and the logits
+// already an nnattack.GradModel (logits, input gradients and the logits
 // vector-Jacobian product that cw, apgd, fab-t and autoattack need); the
 // wrapper only fixes the image shape Square places its squares on.
 type attackModel struct {
-	*nn.Evaluator
+	*nnmodel.Evaluator
 	shape []int
 }
 
@@ -22,8 +23,8 @@ func (m attackModel) InputShape() []int { return m.shape }
 // runAttack writes the attack's examples for the n samples x into xAdv and,
 // for autoattack, returns its components' cumulative robust counts.
 func runAttack(m attackModel, cfg Config, attack string, x []float32, y []int32, n int, rng *rand.Rand, xAdv []float32) ([]autoStep, error) {
-	if attack == nn.AttackAutoAttack {
-		rep, err := nn.AutoAttackConfig{Eps: cfg.Eps, Steps: cfg.Steps, Targets: cfg.Targets, Queries: cfg.Queries}.
+	if attack == nnattack.NameAutoAttack {
+		rep, err := nnattack.AutoAttackConfig{Eps: cfg.Eps, Steps: cfg.Steps, Targets: cfg.Targets, Queries: cfg.Queries}.
 			Run(m, x, y, n, rng, xAdv)
 		if err != nil {
 			return nil, err
@@ -34,7 +35,7 @@ func runAttack(m attackModel, cfg Config, attack string, x []float32, y []int32,
 		}
 		return steps, nil
 	}
-	spec := nn.AttackSpec{Name: attack, Eps: cfg.Eps, Step: cfg.Step, Steps: cfg.Steps, Restarts: cfg.Restarts,
+	spec := nnattack.Spec{Name: attack, Eps: cfg.Eps, Step: cfg.Step, Steps: cfg.Steps, Restarts: cfg.Restarts,
 		Queries: cfg.Queries, Kappa: cfg.Kappa, Targets: cfg.Targets}
-	return nil, nn.RunAttack(m, spec, x, y, n, rng, xAdv)
+	return nil, nnattack.Run(m, spec, x, y, n, rng, xAdv)
 }

@@ -30,9 +30,9 @@ import (
 	"strings"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
-	"github.com/sglr-pipe/sglr-pipe/nn"
+	nnattack "github.com/sglr-pipe/sglr-pipe/nn/attack"
 	"github.com/sglr-pipe/sglr-pipe/stages"
-	"github.com/sglr-pipe/sglr-pipe/stages/train"
+	"github.com/sglr-pipe/sglr-pipe/stages/param"
 )
 
 // Column names of the metrics table.
@@ -72,8 +72,8 @@ func (Stage) Spec() stages.Spec {
 				Doc: "per (model, attack, sample): id, label, logits, attack, checkpoint"},
 		},
 		Params: []stages.Param{
-			{Name: "attacks", Type: stages.TypeList, Default: []any{nn.AttackClean, nn.AttackPGD},
-				Doc: "attacks to run, in order: " + strings.Join(nn.AttackNames, ", ")},
+			{Name: "attacks", Type: stages.TypeList, Default: []any{nnattack.NameClean, nnattack.NamePGD}, Enum: nnattack.Names,
+				Doc: "attacks to run, in order: " + strings.Join(nnattack.Names, ", ")},
 			{Name: "eps", Type: stages.TypeFloat, Default: 8.0 / 255, Min: stages.Float(0), Max: stages.Float(1),
 				Doc: "L∞ radius (8/255 = 0.0313725)"},
 			{Name: "step", Type: stages.TypeFloat, Default: 0.0, Min: stages.Float(0), Max: stages.Float(1),
@@ -119,8 +119,8 @@ type Config struct {
 	Split    string // the dataset's name in the metrics' split column; "" = no column
 }
 
-// ConfigFromParams builds a Config from validated params and checks what the
-// schema cannot: attack names and duplicates.
+// ConfigFromParams builds a Config from typed params. It is checked once
+// where it is used: by Stage.Check at plan time and by Evaluate when it runs.
 func ConfigFromParams(ps stages.Params) (Config, error) {
 	cfg := Config{
 		Eps: ps.Float("eps"), Step: ps.Float("step"), Steps: int(ps.Int("steps")), Restarts: int(ps.Int("restarts")),
@@ -135,70 +135,39 @@ func ConfigFromParams(ps stages.Params) (Config, error) {
 		}
 		cfg.Attacks = append(cfg.Attacks, name)
 	}
-	return cfg, cfg.Validate()
+	return cfg, nil
 }
 
-// Validate reports a configuration mistake.
-func (c Config) Validate() error {
-	if len(c.Attacks) == 0 {
-		return fmt.Errorf("attacks is empty: name at least one of %s", strings.Join(nn.AttackNames, ", "))
-	}
-	for i, a := range c.Attacks {
-		if !slices.Contains(nn.AttackNames, a) {
-			return fmt.Errorf("attacks[%d] %q is not an attack: want one of %s", i, a, strings.Join(nn.AttackNames, ", "))
-		}
-		if slices.Index(c.Attacks, a) != i {
-			return fmt.Errorf("attacks lists %q twice", a)
-		}
-	}
-	switch {
-	case !(c.Eps >= 0 && c.Eps <= 1):
-		return fmt.Errorf("eps %v must be in [0,1]", c.Eps)
-	case !(c.Step >= 0 && c.Step <= 1):
-		return fmt.Errorf("step %v must be in [0,1] (0 = default)", c.Step)
-	case !(c.Kappa >= 0):
-		return fmt.Errorf("kappa %v must be >= 0", c.Kappa)
-	case c.Steps < 0:
-		return fmt.Errorf("steps %d must be >= 0 (0 = each attack's default)", c.Steps)
-	case c.Restarts < 1, c.Queries < 1, c.Targets < 1:
-		return fmt.Errorf("restarts %d, queries %d and targets %d must be >= 1", c.Restarts, c.Queries, c.Targets)
-	case c.Batch < 1:
-		return fmt.Errorf("batch %d must be >= 1", c.Batch)
-	case c.Workers < 0:
-		return fmt.Errorf("workers %d must be >= 0 (0 = every core)", c.Workers)
-	case c.Limit < 0:
-		return fmt.Errorf("limit %d must be >= 0 (0 = every sample)", c.Limit)
-	}
-	return nil
-}
+// Validate reports the configuration's mistakes (see problems).
+func (c Config) Validate() error { return param.Join(c.problems()) }
 
 // Run reads the models and the dataset, evaluates and writes both outputs.
 func (Stage) Run(ctx context.Context, env *stages.Env) error {
 	cfg, err := ConfigFromParams(env.Params)
 	if err != nil {
-		return fmt.Errorf("%s: %w", env.Instance, err)
+		return err
 	}
 	ds, err := env.ReadDataset("dataset")
 	if err != nil {
 		return err
 	}
-	models, tags, err := readModels(env, "models")
+	models, tags, err := env.ReadModels("models")
 	if err != nil {
 		return err
 	}
 	targets := make([]Target, len(models))
 	for i, m := range models {
-		w, err := train.WeightsFromArtifact(m)
+		w, err := stages.WeightsFromArtifact(m)
 		if err != nil {
-			return fmt.Errorf("%s: model %d of %d (tags %v): %w", env.Instance, i+1, len(models), tags[i], err)
+			return fmt.Errorf("model %d of %d (tags %v): %w", i+1, len(models), tags[i], err)
 		}
 		targets[i] = Target{Label: CheckpointLabel(tags[i], m.Meta), Weights: w}
 	}
 	if len(targets) > 1 {
 		for i := range targets {
 			if slices.IndexFunc(targets, func(t Target) bool { return t.Label == targets[i].Label }) != i {
-				return fmt.Errorf("%s: two models have the checkpoint label %q: gather models that differ in their matrix tags "+
-					"or checkpoint metadata", env.Instance, targets[i].Label)
+				return fmt.Errorf("two models have the checkpoint label %q: gather models that differ in their matrix tags "+
+					"or checkpoint metadata", targets[i].Label)
 			}
 		}
 	}
@@ -208,9 +177,9 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 		if err != nil {
 			return err
 		}
-		w, err := train.WeightsFromArtifact(m)
+		w, err := stages.WeightsFromArtifact(m)
 		if err != nil {
-			return fmt.Errorf("%s: source model: %w", env.Instance, err)
+			return fmt.Errorf("source model: %w", err)
 		}
 		source = &Target{Label: "source:" + CheckpointLabel(env.Inputs["source"][0].Tags, m.Meta), Weights: w}
 	}
@@ -219,7 +188,7 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%s: %w", env.Instance, err)
+		return err
 	}
 	if err := env.WriteTable("metrics", res.Metrics); err != nil {
 		return err
@@ -259,23 +228,4 @@ func CheckpointLabel(tags, meta map[string]string) string {
 		return "model"
 	}
 	return label
-}
-
-// readModels decodes the models on a Multi port with their tags.
-func readModels(env *stages.Env, port string) ([]*artifacts.Model, []map[string]string, error) {
-	ins := env.Inputs[port]
-	if len(ins) == 0 {
-		return nil, nil, fmt.Errorf("%s: input %q is not connected", env.Instance, port)
-	}
-	models := make([]*artifacts.Model, len(ins))
-	tags := make([]map[string]string, len(ins))
-	for i, in := range ins {
-		m, err := stages.ReadInput(in, artifacts.ReadModel)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: input %q, model %d of %d (%s, tags %v): %w",
-				env.Instance, port, i+1, len(ins), in.Digest, in.Tags, err)
-		}
-		models[i], tags[i] = m, in.Tags
-	}
-	return models, tags, nil
 }

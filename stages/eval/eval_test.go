@@ -14,7 +14,9 @@ import (
 	"testing"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
-	"github.com/sglr-pipe/sglr-pipe/nn"
+	nnattack "github.com/sglr-pipe/sglr-pipe/nn/attack"
+	"github.com/sglr-pipe/sglr-pipe/nn/metric"
+	nnmodel "github.com/sglr-pipe/sglr-pipe/nn/model"
 	"github.com/sglr-pipe/sglr-pipe/stages"
 	"github.com/sglr-pipe/sglr-pipe/stages/stagetest"
 	"github.com/sglr-pipe/sglr-pipe/stages/train"
@@ -80,10 +82,10 @@ func trained(t *testing.T) fixture {
 			return
 		}
 		shared.test = blobs(120, 4, 3, 5000)
-		if shared.best, fixtureErr = train.ModelArtifact(res.Best, map[string]string{"checkpoint": "best"}); fixtureErr != nil {
+		if shared.best, fixtureErr = stages.ModelArtifact(res.Best, map[string]string{"checkpoint": "best"}); fixtureErr != nil {
 			return
 		}
-		shared.final, fixtureErr = train.ModelArtifact(res.Final, map[string]string{"checkpoint": "final"})
+		shared.final, fixtureErr = stages.ModelArtifact(res.Final, map[string]string{"checkpoint": "final"})
 	})
 	if fixtureErr != nil {
 		t.Fatal(fixtureErr)
@@ -229,16 +231,16 @@ func TestEvalMetricsAndPredictions(t *testing.T) {
 		if !reflect.DeepEqual(p.IDs[lo:hi], fx.test.IDs) || !reflect.DeepEqual(p.Labels[lo:hi], fx.test.Labels) {
 			t.Errorf("group %d: ids or labels differ from the dataset's", g)
 		}
-		if got := nn.Accuracy(p.Logits[lo*4:hi*4], p.Labels[lo:hi], 4); got != acc[g] {
+		if got := metric.Accuracy(p.Logits[lo*4:hi*4], p.Labels[lo:hi], 4); got != acc[g] {
 			t.Errorf("group %d: accuracy of the logits %v, metrics say %v", g, got, acc[g])
 		}
 	}
 	// Clean logits are the model's logits on the dataset.
-	w, err := train.WeightsFromArtifact(fx.best)
+	w, err := stages.WeightsFromArtifact(fx.best)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := nn.NewEvaluator(w, 32, 1)
+	ev, err := nnmodel.NewEvaluator(w, 32, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +305,7 @@ func TestEvalAttackSeedsDependOnlyOnThePair(t *testing.T) {
 
 func TestEvalTransfer(t *testing.T) {
 	fx := trained(t)
-	w, err := train.WeightsFromArtifact(fx.final)
+	w, err := stages.WeightsFromArtifact(fx.final)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,11 +334,11 @@ func TestEvalTransfer(t *testing.T) {
 	}
 
 	// Through the stage: examples crafted on an untrained model transfer badly.
-	untrained, err := nn.Init(w.Arch, 99)
+	untrained, err := nnmodel.Init(w.Arch, 99)
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := train.ModelArtifact(untrained, nil)
+	src, err := stages.ModelArtifact(untrained, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,21 +379,21 @@ func TestEvalGradientAttacks(t *testing.T) {
 	// product serves the losses other than the cross-entropy (cw, apgd,
 	// fab-t, autoattack); autoattack also writes its components'
 	// cumulative rows.
-	var ev any = &nn.Evaluator{}
-	if _, ok := ev.(nn.GradModel); !ok {
-		t.Fatal("nn.Evaluator is not an nn.GradModel: it lacks LogitsVJP")
+	var ev any = &nnmodel.Evaluator{}
+	if _, ok := ev.(nnattack.GradModel); !ok {
+		t.Fatal("nnmodel.Evaluator is not an nnattack.GradModel: it lacks LogitsVJP")
 	}
 	fx := trained(t)
 	const limit = 40
-	values := map[string]any{"attacks": attacks(nn.AttackNames...), "steps": int64(5), "queries": int64(50), "targets": int64(3), "limit": int64(limit)}
+	values := map[string]any{"attacks": attacks(nnattack.Names...), "steps": int64(5), "queries": int64(50), "targets": int64(3), "limit": int64(limit)}
 	env, err := runEval(t, []model{{m: fx.best}}, nil, fx.test, values)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tb := readMetrics(t, env)
 	var want []string
-	for _, a := range nn.AttackNames {
-		if a == nn.AttackAutoAttack {
+	for _, a := range nnattack.Names {
+		if a == nnattack.NameAutoAttack {
 			for _, c := range []string{"apgd-ce", "apgd-t", "fab-t", "square"} {
 				want = append(want, "autoattack/"+c)
 			}
@@ -407,9 +409,9 @@ func TestEvalGradientAttacks(t *testing.T) {
 		acc[a] = tb.Column(ColAccuracy).Floats[i]
 	}
 	t.Logf("accuracy: %v", acc)
-	for _, a := range nn.AttackNames {
-		if acc[a] > acc[nn.AttackClean] {
-			t.Errorf("%s accuracy %v exceeds clean %v", a, acc[a], acc[nn.AttackClean])
+	for _, a := range nnattack.Names {
+		if acc[a] > acc[nnattack.NameClean] {
+			t.Errorf("%s accuracy %v exceeds clean %v", a, acc[a], acc[nnattack.NameClean])
 		}
 	}
 	chain := []string{"autoattack/apgd-ce", "autoattack/apgd-t", "autoattack/fab-t", "autoattack/square"}
@@ -418,26 +420,26 @@ func TestEvalGradientAttacks(t *testing.T) {
 			t.Errorf("cumulative accuracy rises from %v to %v at %s", acc[chain[i-1]], acc[chain[i]], chain[i])
 		}
 	}
-	if acc[nn.AttackAutoAttack] != acc["autoattack/square"] {
-		t.Errorf("autoattack accuracy %v differs from its last component's %v", acc[nn.AttackAutoAttack], acc["autoattack/square"])
+	if acc[nnattack.NameAutoAttack] != acc["autoattack/square"] {
+		t.Errorf("autoattack accuracy %v differs from its last component's %v", acc[nnattack.NameAutoAttack], acc["autoattack/square"])
 	}
-	if p := readPredictions(t, env); p.Len() != len(nn.AttackNames)*limit {
-		t.Errorf("predictions hold %d rows, want %d (components have none)", p.Len(), len(nn.AttackNames)*limit)
+	if p := readPredictions(t, env); p.Len() != len(nnattack.Names)*limit {
+		t.Errorf("predictions hold %d rows, want %d (components have none)", p.Len(), len(nnattack.Names)*limit)
 	}
 }
 
 func TestEvalRejectsMistakes(t *testing.T) {
 	fx := trained(t)
-	wrongClasses, err := nn.Init(nn.Arch{Kind: nn.KindMLP, Input: []int{1, 4, 4}, Classes: 3, Hidden: []int{4}}, 1)
+	wrongClasses, err := nnmodel.Init(nnmodel.Arch{Kind: nnmodel.KindMLP, Input: []int{1, 4, 4}, Classes: 3, Hidden: []int{4}}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrongShape, err := nn.Init(nn.Arch{Kind: nn.KindMLP, Input: []int{1, 2, 8}, Classes: 4, Hidden: []int{4}}, 1)
+	wrongShape, err := nnmodel.Init(nnmodel.Arch{Kind: nnmodel.KindMLP, Input: []int{1, 2, 8}, Classes: 4, Hidden: []int{4}}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	artifact := func(w *nn.Weights, checkpoint string) *artifacts.Model {
-		m, err := train.ModelArtifact(w, map[string]string{"checkpoint": checkpoint})
+	artifact := func(w *nnmodel.Weights, checkpoint string) *artifacts.Model {
+		m, err := stages.ModelArtifact(w, map[string]string{"checkpoint": checkpoint})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -454,9 +456,9 @@ func TestEvalRejectsMistakes(t *testing.T) {
 		{"shape mismatch", []model{{m: artifact(wrongShape, "best")}}, nil, nil, "takes samples of shape [1 2 8], the dataset has [1 4 4]"},
 		{"source mismatch", []model{{m: fx.best}}, artifact(wrongClasses, ""), nil, `model "source:model" has 3 classes`},
 		{"same label twice", []model{{m: fx.best}, {m: fx.best}}, nil, nil, `two models have the checkpoint label "best"`},
-		{"unknown attack", []model{{m: fx.best}}, nil, map[string]any{"attacks": attacks("clean", "pgd20")}, `attacks[1] "pgd20" is not an attack`},
+		{"unknown attack", []model{{m: fx.best}}, nil, map[string]any{"attacks": attacks("clean", "pgd20")}, `param "attacks": element 1: "pgd20" is not an attack`},
 		{"attack twice", []model{{m: fx.best}}, nil, map[string]any{"attacks": attacks("pgd", "pgd")}, `lists "pgd" twice`},
-		{"no attack", []model{{m: fx.best}}, nil, map[string]any{"attacks": attacks()}, "attacks is empty"},
+		{"no attack", []model{{m: fx.best}}, nil, map[string]any{"attacks": attacks()}, `param "attacks": is empty`},
 		{"attack not a string", []model{{m: fx.best}}, nil, map[string]any{"attacks": []any{int64(3)}}, "attacks[0] is 3"},
 	}
 	for _, tt := range tests {
@@ -521,7 +523,7 @@ func (p *countingProgress) Status(msg string) {
 
 func TestEvalProgressReachesItsTotal(t *testing.T) {
 	fx := trained(t)
-	w, err := train.WeightsFromArtifact(fx.best)
+	w, err := stages.WeightsFromArtifact(fx.best)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
-	"github.com/sglr-pipe/sglr-pipe/nn"
+	nnattack "github.com/sglr-pipe/sglr-pipe/nn/attack"
+	"github.com/sglr-pipe/sglr-pipe/nn/metric"
+	nnmodel "github.com/sglr-pipe/sglr-pipe/nn/model"
 	"github.com/sglr-pipe/sglr-pipe/stages"
 )
 
@@ -20,7 +22,7 @@ import (
 // adversarial examples.
 type Target struct {
 	Label   string // the checkpoint label written to the outputs
-	Weights *nn.Weights
+	Weights *nnmodel.Weights
 }
 
 // Result is what Evaluate produces.
@@ -72,7 +74,7 @@ func Evaluate(ctx context.Context, cfg Config, targets []Target, source *Target,
 	batch := min(cfg.Batch, n)
 	evaluators := make([]attackModel, len(all))
 	for i, t := range all {
-		ev, err := nn.NewEvaluator(t.Weights, batch, workers)
+		ev, err := nnmodel.NewEvaluator(t.Weights, batch, workers)
 		if err != nil {
 			return nil, fmt.Errorf("model %q: %w", t.Label, err)
 		}
@@ -93,45 +95,21 @@ func Evaluate(ctx context.Context, cfg Config, targets []Target, source *Target,
 	}
 	for a, attack := range cfg.Attacks {
 		if source != nil {
-			start := time.Now()
-			progress.Status(fmt.Sprintf("%s %s", source.Label, attack))
-			if _, err := run.craft(ctx, evaluators[len(targets)], source.Label, attack); err != nil {
-				return nil, fmt.Errorf("%s on %q: %w", attack, source.Label, err)
+			row, err := run.transfer(ctx, evaluators[len(targets)], source.Label, evaluators[:len(targets)], targets, attack)
+			if err != nil {
+				return nil, err
 			}
-			crafted := time.Since(start).Seconds()
-			for t, target := range targets {
-				start := time.Now()
-				c, err := run.measure(evaluators[t], target.Label, attack)
-				if err != nil {
-					return nil, err
-				}
-				progress.Add(int64(n))
-				c.rows[0].seconds = crafted + time.Since(start).Seconds()
-				cells[t][a] = c
+			for t := range targets {
+				cells[t][a] = row[t]
 			}
 			continue
 		}
 		for t, target := range targets {
-			start := time.Now()
-			progress.Status(fmt.Sprintf("%s %s", target.Label, attack))
-			steps, err := run.craft(ctx, evaluators[t], target.Label, attack)
-			if err != nil {
-				return nil, fmt.Errorf("%s on %q: %w", attack, target.Label, err)
-			}
-			c, err := run.measure(evaluators[t], target.Label, attack)
+			c, err := run.whiteBox(ctx, evaluators[t], target.Label, attack)
 			if err != nil {
 				return nil, err
 			}
-			c.rows[0].seconds = time.Since(start).Seconds()
-			for _, s := range steps {
-				c.rows = append(c.rows, metricRow{attack: nn.AttackAutoAttack + "/" + s.attack,
-					accuracy: float64(s.robust) / float64(n), seconds: s.seconds})
-			}
-			if len(steps) > 0 { // the composite's final row comes after its components
-				c.rows = append(c.rows[1:], c.rows[0])
-			}
 			cells[t][a] = c
-			progress.Status(fmt.Sprintf("%s %s %.1f%%", target.Label, attack, 100*c.rows[len(c.rows)-1].accuracy))
 		}
 	}
 	res := &Result{Workers: workers, Seconds: map[string]float64{}}
@@ -158,6 +136,56 @@ type evaluation struct {
 	xAdv     []float32 // the current attack's examples
 }
 
+// transfer crafts attack's examples on the source model and measures every
+// target on them, one cell per target; each cell's seconds include the
+// crafting.
+func (e *evaluation) transfer(ctx context.Context, src attackModel, srcLabel string, models []attackModel, targets []Target,
+	attack string) ([]cell, error) {
+	start := time.Now()
+	e.progress.Status(fmt.Sprintf("%s %s", srcLabel, attack))
+	if _, err := e.craft(ctx, src, srcLabel, attack); err != nil {
+		return nil, fmt.Errorf("%s on %q: %w", attack, srcLabel, err)
+	}
+	crafted := time.Since(start).Seconds()
+	cells := make([]cell, len(targets))
+	for t, target := range targets {
+		start := time.Now()
+		c, err := e.measure(models[t], target.Label, attack)
+		if err != nil {
+			return nil, err
+		}
+		e.progress.Add(int64(e.n))
+		c.rows[0].seconds = crafted + time.Since(start).Seconds()
+		cells[t] = c
+	}
+	return cells, nil
+}
+
+// whiteBox crafts attack's examples on model m (labelled label) and measures
+// it on them. An autoattack cell gets a row per component before its own.
+func (e *evaluation) whiteBox(ctx context.Context, m attackModel, label, attack string) (cell, error) {
+	start := time.Now()
+	e.progress.Status(fmt.Sprintf("%s %s", label, attack))
+	steps, err := e.craft(ctx, m, label, attack)
+	if err != nil {
+		return cell{}, fmt.Errorf("%s on %q: %w", attack, label, err)
+	}
+	c, err := e.measure(m, label, attack)
+	if err != nil {
+		return cell{}, err
+	}
+	c.rows[0].seconds = time.Since(start).Seconds()
+	for _, s := range steps {
+		c.rows = append(c.rows, metricRow{attack: nnattack.NameAutoAttack + "/" + s.attack,
+			accuracy: float64(s.robust) / float64(e.n), seconds: s.seconds})
+	}
+	if len(steps) > 0 { // the composite's final row comes after its components
+		c.rows = append(c.rows[1:], c.rows[0])
+	}
+	e.progress.Status(fmt.Sprintf("%s %s %.1f%%", label, attack, 100*c.rows[len(c.rows)-1].accuracy))
+	return c, nil
+}
+
 // cell is the outcome of one (model, attack) pair.
 type cell struct {
 	rows   []metricRow // the attack's row (last), after its components for autoattack
@@ -181,7 +209,7 @@ type autoStep struct {
 // with the generator of (label, attack). For autoattack it also returns the
 // components' cumulative robust counts.
 func (e *evaluation) craft(ctx context.Context, m attackModel, label, attack string) ([]autoStep, error) {
-	if attack == nn.AttackClean {
+	if attack == nnattack.NameClean {
 		copy(e.xAdv, e.x)
 		e.progress.Add(int64(e.n))
 		return nil, nil
@@ -220,7 +248,7 @@ func (e *evaluation) measure(m attackModel, label, attack string) (cell, error) 
 			return cell{}, fmt.Errorf("model %q gives the logit %v on sample %d under %s", label, v, i/e.k, attack)
 		}
 	}
-	acc := nn.Accuracy(logits, e.y, e.k)
+	acc := metric.Accuracy(logits, e.y, e.k)
 	return cell{rows: []metricRow{{attack: attack, accuracy: acc}}, logits: logits}, nil
 }
 

@@ -86,12 +86,11 @@ func Open(path string) (stages.Stage, error) {
 		return nil, err
 	}
 	spec.Version = spec.Version + "+exe." + digest[:12]
-	return &plugin{name: name, path: abs, digest: digest, spec: spec}, nil
+	return &plugin{path: abs, digest: digest, spec: spec}, nil
 }
 
 // plugin is an opened external stage.
 type plugin struct {
-	name   string // "exec:" + the path Open was given, for messages
 	path   string // absolute path of the executable
 	digest string // hex sha256 of the executable when opened
 	spec   stages.Spec
@@ -108,15 +107,16 @@ func (p *plugin) Spec() stages.Spec { return p.spec }
 // The plugin never sees the store: each input is copied, and hashed as it is
 // copied, into a read-only file under env.OutDir/.inputs, which the request
 // names and which is removed before Run returns. An input whose bytes do not
-// hash to its digest fails the stage with an *artifacts.DigestError.
+// hash to its digest fails the stage with an *artifacts.DigestError. Errors
+// do not name the plugin: the executor that runs the stage does.
 func (p *plugin) Run(ctx context.Context, env *stages.Env) (err error) {
 	digest, err := fileDigest(p.path)
 	if err != nil {
-		return fmt.Errorf("%s: %w", p.name, err)
+		return err
 	}
 	if digest != p.digest {
-		return fmt.Errorf("%s: the executable changed since it was opened (sha256 %s..., now %s...); re-run to pick up the new build",
-			p.name, p.digest[:12], digest[:12])
+		return fmt.Errorf("the executable changed since it was opened (sha256 %s..., now %s...); re-run to pick up the new build",
+			p.digest[:12], digest[:12])
 	}
 	requestPath := filepath.Join(env.OutDir, stages.PluginRequestFile)
 	summaryPath := filepath.Join(env.OutDir, stages.PluginSummaryFile)
@@ -125,15 +125,15 @@ func (p *plugin) Run(ctx context.Context, env *stages.Env) (err error) {
 	privateDir := filepath.Join(env.OutDir, inputsDir)
 	defer func() {
 		if rmErr := removePrivate(privateDir); rmErr != nil && err == nil {
-			err = fmt.Errorf("%s: %w", p.name, rmErr)
+			err = rmErr
 		}
 	}()
 	inputs, err := privateInputs(ctx, privateDir, env.Inputs)
 	if err != nil {
-		return fmt.Errorf("%s: %w", p.name, err)
+		return err
 	}
 	if err := writeRequest(requestPath, env, inputs); err != nil {
-		return fmt.Errorf("%s: %w", p.name, err)
+		return err
 	}
 
 	tail := &logTail{max: tailLines}
@@ -157,13 +157,13 @@ func (p *plugin) Run(ctx context.Context, env *stages.Env) (err error) {
 	stderr.flush()
 
 	if ctx.Err() != nil {
-		return fmt.Errorf("%s: stopped: %w", p.name, ctx.Err())
+		return fmt.Errorf("stopped: %w", ctx.Err())
 	}
 	if err != nil {
 		return p.failure(err, tail.lines())
 	}
 	if err := reportSummary(summaryPath, env); err != nil {
-		return fmt.Errorf("%s: %w", p.name, err)
+		return err
 	}
 	var missing []string
 	for _, port := range p.spec.Outputs {
@@ -173,7 +173,7 @@ func (p *plugin) Run(ctx context.Context, env *stages.Env) (err error) {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%s: exited 0 without writing output %s to %s", p.name, strings.Join(missing, ", "), env.OutDir)
+		return fmt.Errorf("exited 0 without writing output %s to %s", strings.Join(missing, ", "), env.OutDir)
 	}
 	return nil
 }
@@ -191,9 +191,9 @@ func (p *plugin) failure(err error, lines []string) error {
 		}
 	}
 	if len(lines) == 0 {
-		return fmt.Errorf("%s failed (%s) with no output", p.name, status)
+		return fmt.Errorf("plugin failed (%s) with no output", status)
 	}
-	msg := fmt.Sprintf("%s failed (%s): %s", p.name, status, lines[len(lines)-1])
+	msg := fmt.Sprintf("plugin failed (%s): %s", status, lines[len(lines)-1])
 	if len(lines) > 1 {
 		msg += "\n  log tail:\n    " + strings.Join(lines[:len(lines)-1], "\n    ")
 	}

@@ -146,8 +146,8 @@ func TestCorruptInputFailsWithDigestError(t *testing.T) {
 				t.Errorf("DigestError{Digest: %s, Path: %s, Got: %s}, want {%s, %s, %s}",
 					de.Digest, de.Path, de.Got, in.Digest, in.Path, digestOf([]byte(tt.data)))
 			}
-			if !errors.Is(err, artifacts.ErrCorrupt) || !strings.HasPrefix(err.Error(), "exec:"+path) || !strings.Contains(err.Error(), `input "in"`) {
-				t.Errorf("error %q: want it to wrap ErrCorrupt and name the plugin and the port", err)
+			if !errors.Is(err, artifacts.ErrCorrupt) || !strings.HasPrefix(err.Error(), `input "in"`) {
+				t.Errorf("error %q: want it to wrap ErrCorrupt and name the port", err)
 			}
 			if _, err := os.Stat(ran); err == nil {
 				t.Error("the plugin ran on a corrupt input")

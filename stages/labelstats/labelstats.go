@@ -35,17 +35,17 @@ func (Stage) Spec() stages.Spec {
 func (Stage) Run(ctx context.Context, env *stages.Env) error {
 	datasets, tags, err := env.ReadDatasets("datasets")
 	if err != nil {
-		return fmt.Errorf("%s: %w", env.Instance, err)
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	table, err := Table(datasets, tags)
 	if err != nil {
-		return fmt.Errorf("%s: %w", env.Instance, err)
+		return err
 	}
 	if err := env.WriteTable("table", table); err != nil {
-		return fmt.Errorf("%s: write table: %w", env.Instance, err)
+		return err
 	}
 	env.Report("rows", len(datasets))
 	return nil

@@ -74,26 +74,26 @@ func (Stage) Spec() stages.Spec {
 func (Stage) Run(ctx context.Context, env *stages.Env) error {
 	p, err := parseParams(env.Params)
 	if err != nil {
-		return fmt.Errorf("%s: %w", env.Instance, err)
+		return err
 	}
 	env.Progress.Status("reading " + p.dataset)
 	src, err := readSource(p)
 	if err != nil {
-		return fmt.Errorf("%s: %w", env.Instance, err)
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	splits, err := selectSplits(src, p)
 	if err != nil {
-		return fmt.Errorf("%s: %w", env.Instance, err)
+		return err
 	}
 	for _, port := range []string{"train", "val", "test"} {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if err := env.WriteDataset(port, splits[port]); err != nil {
-			return fmt.Errorf("%s: write %s: %w", env.Instance, port, err)
+			return err
 		}
 		env.Report(port, len(splits[port].Labels))
 	}

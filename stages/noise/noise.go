@@ -70,21 +70,21 @@ func (Stage) Spec() stages.Spec {
 func (Stage) Run(ctx context.Context, env *stages.Env) error {
 	in, err := env.ReadDataset("dataset")
 	if err != nil {
-		return fmt.Errorf("%s: %w", env.Instance, err)
+		return err
 	}
 	cfg, err := ConfigFromParams(env.Params, in.ClassNames)
 	if err != nil {
-		return fmt.Errorf("%s: %w", env.Instance, err)
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	out, res, err := Apply(in, cfg, env.Seed)
 	if err != nil {
-		return fmt.Errorf("%s: %w", env.Instance, err)
+		return err
 	}
 	if err := env.WriteDataset("dataset", out); err != nil {
-		return fmt.Errorf("%s: write dataset: %w", env.Instance, err)
+		return err
 	}
 	env.Report("realised_rate", res.RealisedRate)
 	env.Report("flipped", res.Flipped)
@@ -162,37 +162,12 @@ func ConfigFromParams(ps stages.Params, classNames []string) (Config, error) {
 // function of in, cfg and seed: a PCG generator seeded with seed chooses the
 // samples and their new labels or pixels.
 func Apply(in *artifacts.Dataset, cfg Config, seed uint64) (*artifacts.Dataset, Result, error) {
+	dim, err := checkInput(in)
+	if err != nil {
+		return nil, Result{}, err
+	}
 	n, k := len(in.Labels), len(in.ClassNames)
-	dim := 1
-	for _, d := range in.Shape {
-		dim *= d
-	}
-	if len(in.Images) != n*dim {
-		return nil, Result{}, fmt.Errorf("dataset has %d labels of shape %v but %d pixel values", n, in.Shape, len(in.Images))
-	}
-	if in.CleanLabels != nil && len(in.CleanLabels) != n {
-		return nil, Result{}, fmt.Errorf("dataset has %d labels but %d clean labels", n, len(in.CleanLabels))
-	}
-	for i, l := range in.Labels {
-		if l < 0 || int(l) >= k {
-			return nil, Result{}, fmt.Errorf("sample %d has label %d, not one of the %d classes", i, l, k)
-		}
-	}
-	out := &artifacts.Dataset{
-		Shape:       slices.Clone(in.Shape),
-		Images:      in.Images, // replaced by a copy below if images change
-		Labels:      slices.Clone(in.Labels),
-		IDs:         slices.Clone(in.IDs),
-		ClassNames:  slices.Clone(in.ClassNames),
-		CleanLabels: slices.Clone(in.CleanLabels),
-		Meta:        map[string]string{},
-	}
-	if out.CleanLabels == nil {
-		out.CleanLabels = slices.Clone(in.Labels)
-	}
-	for key, v := range in.Meta {
-		out.Meta[key] = v
-	}
+	out := cloneForNoise(in)
 	rng := rand.New(rand.NewPCG(seed, 0x6e6f697365)) // stream "noise"
 	var res Result
 	switch cfg.Kind {
@@ -201,61 +176,14 @@ func Apply(in *artifacts.Dataset, cfg Config, seed uint64) (*artifacts.Dataset, 
 		if k < 2 {
 			return nil, Result{}, fmt.Errorf("%s noise needs at least 2 classes, dataset has %d", cfg.Kind, k)
 		}
-		for _, i := range choose(rng, n, roundCount(cfg.Rate, n)) {
-			old := out.Labels[i]
-			var label int32
-			if cfg.Kind == KindSymmetric {
-				label = int32(rng.IntN(k - 1))
-				if label >= old {
-					label++
-				}
-			} else {
-				label = int32(rng.IntN(k))
-			}
-			out.Labels[i] = label
-			if label != old {
-				res.LabelsChanged++
-			}
-		}
+		res.LabelsChanged = flipUniform(rng, out.Labels, cfg, k)
 	case KindAsymmetric:
-		sources := make([]int, 0, len(cfg.Map))
-		for src, dst := range cfg.Map {
-			if src < 0 || src >= k || dst < 0 || dst >= k {
-				return nil, Result{}, fmt.Errorf("asymmetric map %d -> %d outside the %d classes", src, dst, k)
-			}
-			sources = append(sources, src)
-		}
-		slices.Sort(sources)
-		for _, src := range sources {
-			var members []int
-			for i, l := range in.Labels { // membership by the input labels, so a chain a->b->c moves a only to b
-				if int(l) == src {
-					members = append(members, i)
-				}
-			}
-			for _, j := range choose(rng, len(members), roundCount(cfg.Rate, len(members))) {
-				out.Labels[members[j]] = int32(cfg.Map[src])
-				res.LabelsChanged++
-			}
+		if res.LabelsChanged, err = flipAsymmetric(rng, in.Labels, out.Labels, cfg, k); err != nil {
+			return nil, Result{}, err
 		}
 	case KindGaussian, KindRandomPixels:
 		out.Images = slices.Clone(in.Images)
-		for _, i := range choose(rng, n, roundCount(cfg.Fraction, n)) {
-			img := out.Images[i*dim : (i+1)*dim]
-			if cfg.Kind == KindGaussian {
-				for j, v := range img {
-					img[j] = float32(min(1, max(0, float64(v)+cfg.Sigma*rng.NormFloat64())))
-				}
-			} else {
-				orig := in.Images[i*dim : (i+1)*dim]
-				for j, from := range rng.Perm(dim) {
-					img[j] = orig[from]
-				}
-			}
-			if !slices.Equal(img, in.Images[i*dim:(i+1)*dim]) {
-				res.ImagesCorrupted++
-			}
-		}
+		res.ImagesCorrupted = corruptImages(rng, in.Images, out.Images, cfg, n, dim)
 	default:
 		return nil, Result{}, fmt.Errorf("kind %q unknown", cfg.Kind)
 	}
@@ -269,19 +197,144 @@ func Apply(in *artifacts.Dataset, cfg Config, seed uint64) (*artifacts.Dataset, 
 	if n > 0 {
 		res.RealisedRate = float64(res.Flipped) / float64(n)
 	}
+	describeNoise(out.Meta, cfg, res, in.ClassNames)
+	return out, res, nil
+}
+
+// checkInput checks that in's images, labels and clean labels agree and
+// returns the number of values per sample.
+func checkInput(in *artifacts.Dataset) (int, error) {
+	n, k := len(in.Labels), len(in.ClassNames)
+	dim := 1
+	for _, d := range in.Shape {
+		dim *= d
+	}
+	if len(in.Images) != n*dim {
+		return 0, fmt.Errorf("dataset has %d labels of shape %v but %d pixel values", n, in.Shape, len(in.Images))
+	}
+	if in.CleanLabels != nil && len(in.CleanLabels) != n {
+		return 0, fmt.Errorf("dataset has %d labels but %d clean labels", n, len(in.CleanLabels))
+	}
+	for i, l := range in.Labels {
+		if l < 0 || int(l) >= k {
+			return 0, fmt.Errorf("sample %d has label %d, not one of the %d classes", i, l, k)
+		}
+	}
+	return dim, nil
+}
+
+// cloneForNoise copies in for Apply to corrupt: everything but the images
+// (shared until a kind changes them) is a copy, and the clean labels are the
+// input's clean labels or, if it has none, its labels.
+func cloneForNoise(in *artifacts.Dataset) *artifacts.Dataset {
+	out := &artifacts.Dataset{
+		Shape:       slices.Clone(in.Shape),
+		Images:      in.Images, // replaced by a copy if images change
+		Labels:      slices.Clone(in.Labels),
+		IDs:         slices.Clone(in.IDs),
+		ClassNames:  slices.Clone(in.ClassNames),
+		CleanLabels: slices.Clone(in.CleanLabels),
+		Meta:        map[string]string{},
+	}
+	if out.CleanLabels == nil {
+		out.CleanLabels = slices.Clone(in.Labels)
+	}
+	for key, v := range in.Meta {
+		out.Meta[key] = v
+	}
+	return out
+}
+
+// flipUniform gives a cfg.Rate share of the labels a new label drawn from
+// the other k-1 classes (symmetric) or from all k (uniform, which may draw
+// the same label), and returns how many labels changed.
+func flipUniform(rng *rand.Rand, labels []int32, cfg Config, k int) int {
+	changed := 0
+	for _, i := range choose(rng, len(labels), roundCount(cfg.Rate, len(labels))) {
+		old := labels[i]
+		var label int32
+		if cfg.Kind == KindSymmetric {
+			label = int32(rng.IntN(k - 1))
+			if label >= old {
+				label++
+			}
+		} else {
+			label = int32(rng.IntN(k))
+		}
+		labels[i] = label
+		if label != old {
+			changed++
+		}
+	}
+	return changed
+}
+
+// flipAsymmetric moves a cfg.Rate share of each source class of cfg.Map to
+// its target, choosing members by the input labels in (so a chain a->b->c
+// moves a only to b) and writing out; it returns how many labels moved.
+func flipAsymmetric(rng *rand.Rand, in, out []int32, cfg Config, k int) (int, error) {
+	sources := make([]int, 0, len(cfg.Map))
+	for src, dst := range cfg.Map {
+		if src < 0 || src >= k || dst < 0 || dst >= k {
+			return 0, fmt.Errorf("asymmetric map %d -> %d outside the %d classes", src, dst, k)
+		}
+		sources = append(sources, src)
+	}
+	slices.Sort(sources)
+	changed := 0
+	for _, src := range sources {
+		var members []int
+		for i, l := range in {
+			if int(l) == src {
+				members = append(members, i)
+			}
+		}
+		for _, j := range choose(rng, len(members), roundCount(cfg.Rate, len(members))) {
+			out[members[j]] = int32(cfg.Map[src])
+			changed++
+		}
+	}
+	return changed, nil
+}
+
+// corruptImages adds clipped Gaussian noise to (gaussian) or permutes the
+// pixels of (random-pixels) a cfg.Fraction share of the n images of out,
+// reading the originals from in, and returns how many images changed.
+func corruptImages(rng *rand.Rand, in, out []float32, cfg Config, n, dim int) int {
+	corrupted := 0
+	for _, i := range choose(rng, n, roundCount(cfg.Fraction, n)) {
+		img := out[i*dim : (i+1)*dim]
+		if cfg.Kind == KindGaussian {
+			for j, v := range img {
+				img[j] = float32(min(1, max(0, float64(v)+cfg.Sigma*rng.NormFloat64())))
+			}
+		} else {
+			orig := in[i*dim : (i+1)*dim]
+			for j, from := range rng.Perm(dim) {
+				img[j] = orig[from]
+			}
+		}
+		if !slices.Equal(img, in[i*dim:(i+1)*dim]) {
+			corrupted++
+		}
+	}
+	return corrupted
+}
+
+// describeNoise records cfg and what it did in the dataset metadata meta.
+func describeNoise(meta map[string]string, cfg Config, res Result, classNames []string) {
 	format := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	out.Meta["noise.kind"] = cfg.Kind
-	out.Meta["noise.rate"] = format(cfg.Rate)
-	out.Meta["noise.fraction"] = format(cfg.Fraction)
+	meta["noise.kind"] = cfg.Kind
+	meta["noise.rate"] = format(cfg.Rate)
+	meta["noise.fraction"] = format(cfg.Fraction)
 	if cfg.Kind == KindGaussian {
-		out.Meta["noise.sigma"] = format(cfg.Sigma)
+		meta["noise.sigma"] = format(cfg.Sigma)
 	}
 	if cfg.Kind == KindAsymmetric {
-		out.Meta["noise.map"] = formatMap(cfg.Map, in.ClassNames)
+		meta["noise.map"] = formatMap(cfg.Map, classNames)
 	}
-	out.Meta["noise.realised_rate"] = format(res.RealisedRate)
-	out.Meta["noise.images_corrupted"] = strconv.Itoa(res.ImagesCorrupted)
-	return out, res, nil
+	meta["noise.realised_rate"] = format(res.RealisedRate)
+	meta["noise.images_corrupted"] = strconv.Itoa(res.ImagesCorrupted)
 }
 
 // roundCount is round(share * n), the exact number of items a share selects.

@@ -15,9 +15,10 @@ import (
 	"strconv"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
-	"github.com/sglr-pipe/sglr-pipe/nn"
+	"github.com/sglr-pipe/sglr-pipe/nn/attack"
+	"github.com/sglr-pipe/sglr-pipe/nn/metric"
+	"github.com/sglr-pipe/sglr-pipe/nn/model"
 	"github.com/sglr-pipe/sglr-pipe/stages"
-	"github.com/sglr-pipe/sglr-pipe/stages/train"
 )
 
 // Stage is the `refine` stage.
@@ -62,7 +63,7 @@ func (Stage) Spec() stages.Spec {
 // Config is the refine stage's checked configuration.
 type Config struct {
 	Lambda, R float64
-	Attack    nn.PGD
+	Attack    attack.PGD
 	Batch     int
 	Workers   int // 0 = runtime.NumCPU()
 }
@@ -72,7 +73,7 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 	cfg := Config{
 		Lambda: env.Params.Float("lambda"),
 		R:      env.Params.Float("r"),
-		Attack: nn.PGD{Eps: env.Params.Float("eps"), Step: env.Params.Float("step"),
+		Attack: attack.PGD{Eps: env.Params.Float("eps"), Step: env.Params.Float("step"),
 			Steps: int(env.Params.Int("steps")), RandomStart: env.Params.Bool("random_start"), Restarts: 1},
 		Batch:   int(env.Params.Int("batch")),
 		Workers: int(env.Params.Int("workers")),
@@ -85,9 +86,9 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 	if err != nil {
 		return err
 	}
-	w, err := train.WeightsFromArtifact(m)
+	w, err := stages.WeightsFromArtifact(m)
 	if err != nil {
-		return fmt.Errorf("%s: %w", env.Instance, err)
+		return err
 	}
 	env.Progress.Start(int64(len(ds.Labels)), "images")
 	labels, err := Refine(ctx, cfg, w, ds, env.Seed, env.Progress)
@@ -95,7 +96,7 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%s: refine: %w", env.Instance, err)
+		return err
 	}
 	if err := env.WriteLabels("labels", labels); err != nil {
 		return err
@@ -116,7 +117,7 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 // Refine computes the refined soft labels of every sample of ds with the
 // model w, attacking in eval mode with a generator seeded by seed. It adds
 // len(batch) to progress per batch (progress may be nil).
-func Refine(ctx context.Context, cfg Config, w *nn.Weights, ds *artifacts.Dataset, seed uint64, progress stages.Progress) (*artifacts.Labels, error) {
+func Refine(ctx context.Context, cfg Config, w *model.Weights, ds *artifacts.Dataset, seed uint64, progress stages.Progress) (*artifacts.Labels, error) {
 	if progress == nil {
 		progress = stages.NopProgress{}
 	}
@@ -139,12 +140,12 @@ func Refine(ctx context.Context, cfg Config, w *nn.Weights, ds *artifacts.Datase
 		workers = runtime.NumCPU()
 	}
 	batch := min(cfg.Batch, n)
-	eval, err := nn.NewEvaluator(w, batch, workers)
+	eval, err := model.NewEvaluator(w, batch, workers)
 	if err != nil {
 		return nil, fmt.Errorf("evaluator: %w", err)
 	}
 	rng := rand.New(rand.NewPCG(seed, 1))
-	var attacker nn.Attacker
+	var attacker attack.Attacker
 	soft := make([]float32, n*k)
 	logits, pClean, pAdv := make([]float32, batch*k), make([]float32, batch*k), make([]float32, batch*k)
 	xAdv := make([]float32, batch*d)
@@ -159,14 +160,14 @@ func Refine(ctx context.Context, cfg Config, w *nn.Weights, ds *artifacts.Datase
 		if err := eval.Logits(x, m, logits[:m*k]); err != nil {
 			return nil, fmt.Errorf("samples %d..%d: %w", start, start+m-1, err)
 		}
-		nn.Softmax(logits[:m*k], m, k, pClean[:m*k])
+		metric.Softmax(logits[:m*k], m, k, pClean[:m*k])
 		if err := attacker.PGD(eval, x, y, m, cfg.Attack, rng, xAdv[:m*d]); err != nil {
 			return nil, fmt.Errorf("samples %d..%d: attack: %w", start, start+m-1, err)
 		}
 		if err := eval.Logits(xAdv[:m*d], m, logits[:m*k]); err != nil {
 			return nil, fmt.Errorf("samples %d..%d: %w", start, start+m-1, err)
 		}
-		nn.Softmax(logits[:m*k], m, k, pAdv[:m*k])
+		metric.Softmax(logits[:m*k], m, k, pAdv[:m*k])
 		for i := range m {
 			row := soft[(start+i)*k : (start+i+1)*k]
 			for j := range k {
@@ -183,7 +184,7 @@ func Refine(ctx context.Context, cfg Config, w *nn.Weights, ds *artifacts.Datase
 		"stage": "refine", "lambda": formatFloat(lam), "r": formatFloat(r),
 		"eps": formatFloat(cfg.Attack.Eps), "steps": strconv.Itoa(cfg.Attack.Steps),
 	}
-	if rec, flipped := train.Recovered(soft, k, ds.CleanLabels, ds.Flipped); flipped >= 0 {
+	if rec, flipped := stages.Recovered(soft, k, ds.CleanLabels, ds.Flipped); flipped >= 0 {
 		meta["flipped"] = strconv.Itoa(flipped)
 		if !math.IsNaN(rec) {
 			meta["recovered"] = formatFloat(rec)

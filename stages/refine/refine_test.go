@@ -11,10 +11,10 @@ import (
 	"testing"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
-	"github.com/sglr-pipe/sglr-pipe/nn"
+	"github.com/sglr-pipe/sglr-pipe/nn/metric"
+	"github.com/sglr-pipe/sglr-pipe/nn/model"
 	"github.com/sglr-pipe/sglr-pipe/stages"
 	"github.com/sglr-pipe/sglr-pipe/stages/stagetest"
-	"github.com/sglr-pipe/sglr-pipe/stages/train"
 )
 
 // dataset builds n random samples of shape [1,3,3] in k classes, the first
@@ -41,13 +41,13 @@ func dataset(n, k int) *artifacts.Dataset {
 }
 
 // runRefine runs the stage with a freshly initialised mlp for arch.
-func runRefine(t *testing.T, ds *artifacts.Dataset, arch nn.Arch, values map[string]any) (*artifacts.Labels, *stages.Env, error) {
+func runRefine(t *testing.T, ds *artifacts.Dataset, arch model.Arch, values map[string]any) (*artifacts.Labels, *stages.Env, error) {
 	t.Helper()
-	w, err := nn.Init(arch, 3)
+	w, err := model.Init(arch, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := train.ModelArtifact(w, nil)
+	m, err := stages.ModelArtifact(w, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func runRefine(t *testing.T, ds *artifacts.Dataset, arch nn.Arch, values map[str
 
 func TestRefine(t *testing.T) {
 	ds := dataset(50, 4)
-	arch := nn.Arch{Kind: nn.KindMLP, Input: []int{1, 3, 3}, Classes: 4, Hidden: []int{8}}
+	arch := model.Arch{Kind: model.KindMLP, Input: []int{1, 3, 3}, Classes: 4, Hidden: []int{8}}
 	for _, tc := range []struct {
 		r       float64
 		minHard float64 // least target mass on the hard label
@@ -130,7 +130,7 @@ func TestRefineMixesCleanAndAdversarialPredictions(t *testing.T) {
 	// With no attack (x' = x) the soft label is exactly the model's softmax,
 	// whatever lambda is.
 	ds := dataset(20, 3)
-	arch := nn.Arch{Kind: nn.KindMLP, Input: []int{1, 3, 3}, Classes: 3, Hidden: []int{8}}
+	arch := model.Arch{Kind: model.KindMLP, Input: []int{1, 3, 3}, Classes: 3, Hidden: []int{8}}
 	none := map[string]any{"steps": int64(0), "random_start": false}
 	a, _, err := runRefine(t, ds, arch, map[string]any{"steps": int64(0), "random_start": false, "lambda": 0.0})
 	if err != nil {
@@ -140,8 +140,8 @@ func TestRefineMixesCleanAndAdversarialPredictions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, _ := nn.Init(arch, 3)
-	ev, err := nn.NewEvaluator(w, 20, 1)
+	w, _ := model.Init(arch, 3)
+	ev, err := model.NewEvaluator(w, 20, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestRefineMixesCleanAndAdversarialPredictions(t *testing.T) {
 	if err := ev.Logits(ds.Images, 20, logits); err != nil {
 		t.Fatal(err)
 	}
-	nn.Softmax(logits, 20, 3, p)
+	metric.Softmax(logits, 20, 3, p)
 	for i := range p {
 		if math.Abs(float64(a.Soft[i]-p[i])) > 1e-6 || math.Abs(float64(b.Soft[i]-p[i])) > 1e-6 {
 			t.Fatalf("value %d: %v and %v, want softmax %v", i, a.Soft[i], b.Soft[i], p[i])
@@ -175,11 +175,11 @@ func TestRefineMixesCleanAndAdversarialPredictions(t *testing.T) {
 func TestRefineRejectsMismatchedModel(t *testing.T) {
 	ds := dataset(10, 3)
 	for _, tc := range []struct {
-		arch nn.Arch
+		arch model.Arch
 		want string
 	}{
-		{nn.Arch{Kind: nn.KindMLP, Input: []int{1, 3, 3}, Classes: 4, Hidden: []int{4}}, "4 classes, the dataset 3"},
-		{nn.Arch{Kind: nn.KindMLP, Input: []int{1, 9, 1}, Classes: 3, Hidden: []int{4}}, "shape [1 9 1]"},
+		{model.Arch{Kind: model.KindMLP, Input: []int{1, 3, 3}, Classes: 4, Hidden: []int{4}}, "4 classes, the dataset 3"},
+		{model.Arch{Kind: model.KindMLP, Input: []int{1, 9, 1}, Classes: 3, Hidden: []int{4}}, "shape [1 9 1]"},
 	} {
 		if _, _, err := runRefine(t, ds, tc.arch, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("got %v, want an error mentioning %q", err, tc.want)

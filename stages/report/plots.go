@@ -18,7 +18,6 @@ import (
 	"gonum.org/v1/plot/vg/vgsvg"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
-	"github.com/sglr-pipe/sglr-pipe/stages/train"
 )
 
 // Plot kinds (the `plots` parameter).
@@ -72,7 +71,7 @@ func CurvesPlot(curves []*artifacts.Table, tags []map[string]string, percent boo
 			col    string
 			suffix string
 			dashed bool
-		}{{train.ColTrainRobustAcc, "train", true}, {train.ColValRobustAcc, "val", false}} {
+		}{{artifacts.ColTrainRobustAcc, "train", true}, {artifacts.ColValRobustAcc, "val", false}} {
 			col := c.Column(series.col)
 			if col == nil || col.Floats == nil {
 				return nil, fmt.Errorf("curve %d (%s) has no float column %q: not a train curve", i+1, labels[i], series.col)

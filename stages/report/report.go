@@ -8,12 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	"github.com/sglr-pipe/sglr-pipe/stages"
-	"github.com/sglr-pipe/sglr-pipe/stages/train"
 )
 
 // Input and output ports.
@@ -81,7 +78,7 @@ func (Stage) Spec() stages.Spec {
 				Doc: "digits after the decimal point (two more for metrics that percent does not scale, such as ECE)"},
 			{Name: "percent", Type: stages.TypeBool, Default: true,
 				Doc: "show rates (accuracy, *_acc, *rate*, *error*, *recovered*) as percentages"},
-			{Name: "plots", Type: stages.TypeList,
+			{Name: "plots", Type: stages.TypeList, Enum: []string{PlotCurves, PlotReliability, PlotConfidence, PlotAccuracyVs},
 				Doc: "plots to draw, from curves, reliability, confidence, accuracy-vs (default: every plot whose inputs are present)"},
 			{Name: "x", Type: stages.TypeString, Default: "",
 				Doc: "the column on the x axis of accuracy-vs plots, e.g. noise"},
@@ -98,11 +95,11 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 	}
 	opts, err := optionsFrom(env.Params)
 	if err != nil {
-		return fmt.Errorf("%s: %w", env.Instance, err)
+		return err
 	}
 	files, markdown, err := Build(ctx, in, opts)
 	if err != nil {
-		return fmt.Errorf("%s: %w", env.Instance, err)
+		return err
 	}
 	if err := env.WriteFiles(PortReport, files); err != nil {
 		return err
@@ -215,7 +212,8 @@ func readInputs(env *stages.Env) (Inputs, error) {
 	return in, err
 }
 
-// optionsFrom reads the validated parameters.
+// optionsFrom reads the typed parameters (the pipeline checked them with
+// Stage.Check; compare is checked again for a request from elsewhere).
 func optionsFrom(p stages.Params) (Options, error) {
 	o := Options{
 		Title: p.String("title"),
@@ -233,22 +231,15 @@ func optionsFrom(p stages.Params) (Options, error) {
 			DiffOnly:  p.Bool("diff_only"),
 		},
 	}
-	if cmp := stringList(p.List("compare")); len(cmp) > 0 {
-		if len(cmp) != 3 || cmp[0] == "" || cmp[1] == "" || cmp[2] == "" || strings.EqualFold(cmp[1], cmp[2]) {
-			return o, fmt.Errorf("compare is %q: want [column, a, b], e.g. [split, train, test], with a and b different", cmp)
-		}
-		o.Layout.Compare = &Comparison{Col: cmp[0], A: cmp[1], B: cmp[2]}
+	cmp, problem := comparisonFrom(stringList(p.List("compare")))
+	if problem != nil {
+		return o, problem
 	}
+	o.Layout.Compare = cmp
 	if p.Has("plots") {
 		o.Plots = stringList(p.List("plots"))
 		if o.Plots == nil {
 			o.Plots = []string{}
-		}
-	}
-	known := []string{PlotCurves, PlotReliability, PlotConfidence, PlotAccuracyVs}
-	for _, kind := range o.Plots {
-		if !slices.Contains(known, kind) {
-			return o, fmt.Errorf("plots names %q; the plots are %v", kind, known)
 		}
 	}
 	return o, nil
@@ -294,7 +285,7 @@ func tableRecords(in Inputs) ([]Record, error) {
 	if len(in.Curves) == 0 {
 		return nil, nil
 	}
-	summary, err := train.BestFinal(in.Curves, in.CurveTags)
+	summary, err := stages.BestFinal(in.Curves, in.CurveTags)
 	if err != nil {
 		return nil, fmt.Errorf("curves: %w", err)
 	}

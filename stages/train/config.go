@@ -6,8 +6,11 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/sglr-pipe/sglr-pipe/nn"
+	"github.com/sglr-pipe/sglr-pipe/nn/attack"
+	"github.com/sglr-pipe/sglr-pipe/nn/model"
+	"github.com/sglr-pipe/sglr-pipe/nn/optim"
 	"github.com/sglr-pipe/sglr-pipe/stages"
+	"github.com/sglr-pipe/sglr-pipe/stages/param"
 )
 
 // Training methods (the `method` parameter).
@@ -35,7 +38,7 @@ const (
 // Config is a checked training configuration. Arch.Input and Arch.Classes
 // are filled from the training data when training starts.
 type Config struct {
-	Arch nn.Arch
+	Arch model.Arch
 
 	Epochs      int
 	Batch       int
@@ -47,7 +50,7 @@ type Config struct {
 	Milestones  []int // resolved: the defaults [epochs/2, 3·epochs/4] filled in
 	LRFactor    float64
 	PerIter     bool
-	Augment     nn.Augment
+	Augment     optim.Augment
 
 	Method      string
 	Attack      string
@@ -60,7 +63,7 @@ type Config struct {
 
 	Labels       string
 	Smoothing    float64
-	SGLR         nn.SGLRConfig // WarmupEpochs resolved (−1 → the first milestone)
+	SGLR         optim.SGLRConfig // WarmupEpochs resolved (−1 → the first milestone)
 	DistillAlpha float64
 
 	ValSteps int
@@ -71,8 +74,8 @@ type Config struct {
 // params is the train stage's parameter schema.
 func params() []stages.Param {
 	return []stages.Param{
-		{Name: "model", Type: stages.TypeString, Default: nn.KindMLP,
-			Enum: []string{nn.KindMLP, nn.KindCNN, nn.KindPreActResNet18},
+		{Name: "model", Type: stages.TypeString, Default: model.KindMLP,
+			Enum: []string{model.KindMLP, model.KindCNN, model.KindPreActResNet18},
 			Doc:  "architecture: mlp (linear-relu stack), cnn (conv3x3-relu-maxpool blocks + linear), preact-resnet18"},
 		{Name: "hidden", Type: stages.TypeList, Default: []any{int64(256), int64(256)},
 			Doc: "mlp: hidden layer widths; cnn: widths of the linear layers after the conv blocks"},
@@ -153,12 +156,45 @@ func params() []stages.Param {
 	}
 }
 
-// ConfigFromParams builds a Config from validated params and checks what the
-// schema cannot: positive learning rate and factor, integer lists, milestones
-// inside the run, momentum below 1.
+// ConfigFromParams builds a Config from typed params and checks what the
+// schema cannot (see Config.Validate), with the rules Stage.Check applies at
+// plan time.
 func ConfigFromParams(ps stages.Params) (Config, error) {
+	c, problems := configFromParams(ps)
+	return c, param.Join(problems)
+}
+
+// Check implements stages.Checker: every rule of ConfigFromParams, and that
+// the labels input is connected exactly when the label strategy reads it.
+func (Stage) Check(ps stages.Params, inputs map[string][]stages.Upstream) []stages.Problem {
+	c, problems := configFromParams(ps)
+	if len(problems) > 0 {
+		return problems
+	}
+	if p := c.labelsInputProblem(len(inputs["labels"]) > 0); p != nil {
+		problems = append(problems, *p)
+	}
+	return problems
+}
+
+// labelsInputProblem says what is wrong with connecting (or not) the labels
+// input under c's label strategy, or nil.
+func (c Config) labelsInputProblem(connected bool) *stages.Problem {
+	switch {
+	case c.NeedsLabelsInput() && !connected:
+		return &stages.Problem{Param: "labels", Msg: fmt.Sprintf("labels %s needs the labels input (soft labels or teacher probabilities)", c.Labels),
+			Hint: "connect inputs: {labels: STAGE.labels}, e.g. from refine"}
+	case !c.NeedsLabelsInput() && connected:
+		return &stages.Problem{Param: "labels", Msg: fmt.Sprintf("the labels input has no effect with labels %s", c.Labels),
+			Hint: "use labels given or distill, or disconnect the labels input"}
+	}
+	return nil
+}
+
+// configFromParams builds a Config and lists what is wrong with it.
+func configFromParams(ps stages.Params) (Config, []stages.Problem) {
 	c := Config{
-		Arch:        nn.Arch{Kind: ps.String("model"), Width: int(ps.Int("width"))},
+		Arch:        model.Arch{Kind: ps.String("model"), Width: int(ps.Int("width"))},
 		Epochs:      int(ps.Int("epochs")),
 		Batch:       int(ps.Int("batch")),
 		LR:          ps.Float("lr"),
@@ -168,7 +204,7 @@ func ConfigFromParams(ps stages.Params) (Config, error) {
 		Schedule:    ps.String("schedule"),
 		LRFactor:    ps.Float("lr_factor"),
 		PerIter:     ps.Bool("per_iteration"),
-		Augment:     nn.Augment{Pad: int(ps.Int("crop_pad")), Flip: ps.Bool("flip")},
+		Augment:     optim.Augment{Pad: int(ps.Int("crop_pad")), Flip: ps.Bool("flip")},
 		Method:      ps.String("method"),
 		Attack:      ps.String("attack"),
 		Eps:         ps.Float("eps"),
@@ -179,7 +215,7 @@ func ConfigFromParams(ps stages.Params) (Config, error) {
 		Beta:        ps.Float("beta"),
 		Labels:      ps.String("labels"),
 		Smoothing:   ps.Float("smoothing"),
-		SGLR: nn.SGLRConfig{
+		SGLR: optim.SGLRConfig{
 			Lambda:       ps.Float("sglr_lambda"),
 			Alpha:        ps.Float("sglr_alpha"),
 			WarmupEpochs: int(ps.Int("warmup")),
@@ -190,24 +226,20 @@ func ConfigFromParams(ps stages.Params) (Config, error) {
 		ValEvery:     int(ps.Int("val_every")),
 		Workers:      int(ps.Int("workers")),
 	}
-	var err error
-	if c.Arch.Hidden, err = positiveInts("hidden", ps.List("hidden")); err != nil {
-		return c, err
-	}
-	if c.Arch.Channels, err = positiveInts("channels", ps.List("channels")); err != nil {
-		return c, err
+	var problems []stages.Problem
+	c.Arch.Hidden = positiveInts("hidden", ps.List("hidden"), &problems)
+	c.Arch.Channels = positiveInts("channels", ps.List("channels"), &problems)
+	milestones := nonNegativeInts("milestones", ps.List("milestones"), &problems)
+	if len(problems) > 0 {
+		return c, problems
 	}
 	switch c.Arch.Kind {
-	case nn.KindMLP:
+	case model.KindMLP:
 		c.Arch.Channels, c.Arch.Width = nil, 0
-	case nn.KindCNN:
+	case model.KindCNN:
 		c.Arch.Width = 0
-	case nn.KindPreActResNet18:
+	case model.KindPreActResNet18:
 		c.Arch.Hidden, c.Arch.Channels = nil, nil
-	}
-	milestones, err := nonNegativeInts("milestones", ps.List("milestones"))
-	if err != nil {
-		return c, err
 	}
 	if len(milestones) == 0 {
 		milestones = DefaultMilestones(c.Epochs)
@@ -222,7 +254,7 @@ func ConfigFromParams(ps stages.Params) (Config, error) {
 	if c.SGLR.FixedR < 0 {
 		c.SGLR.FixedR = -1
 	}
-	return c, c.Validate()
+	return c, c.problems()
 }
 
 // DefaultMilestones are the piecewise milestones used when none are given:
@@ -238,68 +270,105 @@ func DefaultMilestones(epochs int) []int {
 	return out
 }
 
-// Validate reports a configuration mistake with the parameter's name.
-func (c Config) Validate() error {
+// Validate reports the configuration's mistakes (see problems).
+func (c Config) Validate() error { return param.Join(c.problems()) }
+
+// problems lists the configuration's mistakes, each blaming the parameter to
+// change, so that the pipeline reports it at that value before anything runs
+// (Stage.Check) and Run refuses the same configuration in the same words.
+func (c Config) problems() []stages.Problem {
+	var ps []stages.Problem
+	blame := func(name string, err error) {
+		if err != nil {
+			ps = append(ps, stages.Problem{Param: name, Msg: err.Error()})
+		}
+	}
 	if c.Epochs < 1 || c.Batch < 1 {
-		return fmt.Errorf("epochs %d and batch %d must be >= 1", c.Epochs, c.Batch)
+		blame("epochs", fmt.Errorf("epochs %d and batch %d must be >= 1", c.Epochs, c.Batch))
 	}
-	if _, err := nn.ParseSchedule(c.Schedule, c.LR, c.Milestones, c.LRFactor, c.Epochs, c.PerIter); err != nil {
-		return fmt.Errorf("lr, schedule, milestones, lr_factor: %w", err)
+	if _, err := optim.ParseSchedule(c.Schedule, c.LR, c.Milestones, c.LRFactor, c.Epochs, c.PerIter); err != nil {
+		blame(c.scheduleParam(), err)
 	}
-	if err := nn.ValidateSGD(c.Momentum, c.WeightDecay); err != nil {
-		return fmt.Errorf("momentum, weight_decay: %w", err)
+	if err := optim.ValidateSGD(c.Momentum, c.WeightDecay); err != nil {
+		name := "weight_decay"
+		if !(c.Momentum >= 0 && c.Momentum < 1) {
+			name = "momentum"
+		}
+		blame(name, err)
 	}
-	if err := c.Augment.Validate(); err != nil {
-		return fmt.Errorf("crop_pad: %w", err)
+	blame("crop_pad", c.Augment.Validate())
+	if !slices.Contains([]string{MethodStandard, MethodPGDAT, MethodTRADES}, c.Method) {
+		blame("method", fmt.Errorf("method %q unknown: want standard, pgd-at or trades", c.Method))
 	}
-	switch c.Method {
-	case MethodStandard, MethodPGDAT, MethodTRADES:
-	default:
-		return fmt.Errorf("method %q unknown: want standard, pgd-at or trades", c.Method)
-	}
-	switch c.Attack {
-	case AttackPGD, AttackFGSM:
-	default:
-		return fmt.Errorf("attack %q unknown: want pgd or fgsm", c.Attack)
+	if !slices.Contains([]string{AttackPGD, AttackFGSM}, c.Attack) {
+		blame("attack", fmt.Errorf("attack %q unknown: want pgd or fgsm", c.Attack))
 	}
 	if c.Method == MethodTRADES && c.Attack != AttackPGD {
-		return fmt.Errorf("attack %q has no effect with method trades, which uses the TRADES KL attack: remove it", c.Attack)
+		blame("attack", fmt.Errorf("attack %q has no effect with method trades, which uses the TRADES KL attack: remove it", c.Attack))
 	}
-	if err := c.trainPGD().Validate(); err != nil {
-		return fmt.Errorf("eps, step, steps, restarts: %w", err)
-	}
-	if err := c.valPGD().Validate(); err != nil {
-		return fmt.Errorf("val_steps: %w", err)
-	}
+	blame("step", c.trainPGD().Validate())
+	blame("val_steps", c.valPGD().Validate())
 	if math.IsNaN(c.Beta) || math.IsInf(c.Beta, 0) || c.Beta < 0 {
-		return fmt.Errorf("beta %v must be finite and >= 0", c.Beta)
+		blame("beta", fmt.Errorf("beta %v must be finite and >= 0", c.Beta))
+	}
+	ps = append(ps, c.labelProblems()...)
+	if c.ValEvery < 1 {
+		blame("val_every", fmt.Errorf("val_every %d must be >= 1", c.ValEvery))
+	}
+	if c.Workers < 0 {
+		blame("workers", fmt.Errorf("workers %d must be >= 0 (0 = every core)", c.Workers))
+	}
+	return ps
+}
+
+// scheduleParam names the parameter a schedule error blames: lr, lr_factor
+// or milestones.
+func (c Config) scheduleParam() string {
+	switch {
+	case !(c.LR > 0) || math.IsInf(c.LR, 0):
+		return "lr"
+	case c.Schedule == "piecewise" && (!(c.LRFactor > 0) || math.IsInf(c.LRFactor, 0)):
+		return "lr_factor"
+	case c.Schedule == "piecewise":
+		return "milestones"
+	}
+	return "schedule"
+}
+
+// labelProblems checks the settings of the label strategy.
+func (c Config) labelProblems() []stages.Problem {
+	problem := func(name, format string, args ...any) []stages.Problem {
+		return []stages.Problem{{Param: name, Msg: fmt.Sprintf(format, args...)}}
 	}
 	switch c.Labels {
 	case LabelsHard, LabelsGiven:
 	case LabelsSmooth:
 		if !(c.Smoothing >= 0 && c.Smoothing <= 1) {
-			return fmt.Errorf("smoothing %v must be in [0,1]", c.Smoothing)
+			return problem("smoothing", "smoothing %v must be in [0,1]", c.Smoothing)
 		}
 	case LabelsSGLR:
 		if err := c.SGLR.Validate(); err != nil {
-			return fmt.Errorf("sglr_lambda, sglr_alpha, warmup, sglr_r: %w", err)
+			name := "sglr_r"
+			switch {
+			case !(c.SGLR.Lambda >= 0 && c.SGLR.Lambda <= 1):
+				name = "sglr_lambda"
+			case !(c.SGLR.Alpha >= 0 && c.SGLR.Alpha < 1):
+				name = "sglr_alpha"
+			case c.SGLR.WarmupEpochs < 0:
+				name = "warmup"
+			}
+			return problem(name, "%v", err)
 		}
 		if c.SGLR.WarmupEpochs >= c.Epochs {
-			return fmt.Errorf("warmup %d leaves no refinement epoch in %d epochs: lower warmup (or raise epochs)",
+			return problem("warmup", "warmup %d leaves no refinement epoch in %d epochs: lower warmup (or raise epochs)",
 				c.SGLR.WarmupEpochs, c.Epochs)
 		}
 	case LabelsDistill:
 		if !(c.DistillAlpha >= 0 && c.DistillAlpha <= 1) {
-			return fmt.Errorf("distill_alpha %v must be in [0,1]", c.DistillAlpha)
+			return problem("distill_alpha", "distill_alpha %v must be in [0,1]", c.DistillAlpha)
 		}
 	default:
-		return fmt.Errorf("labels %q unknown: want hard, smooth, sglr, given or distill", c.Labels)
-	}
-	if c.ValEvery < 1 {
-		return fmt.Errorf("val_every %d must be >= 1", c.ValEvery)
-	}
-	if c.Workers < 0 {
-		return fmt.Errorf("workers %d must be >= 0 (0 = every core)", c.Workers)
+		return problem("labels", "labels %q unknown: want hard, smooth, sglr, given or distill", c.Labels)
 	}
 	return nil
 }
@@ -308,34 +377,36 @@ func (c Config) Validate() error {
 func (c Config) NeedsLabelsInput() bool { return c.Labels == LabelsGiven || c.Labels == LabelsDistill }
 
 // trainPGD is the PGD training attack.
-func (c Config) trainPGD() nn.PGD {
-	return nn.PGD{Eps: c.Eps, Step: c.Step, Steps: c.Steps, RandomStart: c.RandomStart, Restarts: c.Restarts}
+func (c Config) trainPGD() attack.PGD {
+	return attack.PGD{Eps: c.Eps, Step: c.Step, Steps: c.Steps, RandomStart: c.RandomStart, Restarts: c.Restarts}
 }
 
 // valPGD is the validation attack: PGD-val_steps with random start.
-func (c Config) valPGD() nn.PGD {
-	return nn.PGD{Eps: c.Eps, Step: c.Step, Steps: c.ValSteps, RandomStart: true, Restarts: 1}
+func (c Config) valPGD() attack.PGD {
+	return attack.PGD{Eps: c.Eps, Step: c.Step, Steps: c.ValSteps, RandomStart: true, Restarts: 1}
 }
 
-// positiveInts converts a list param to positive integers.
-func positiveInts(name string, list []any) ([]int, error) {
-	out, err := nonNegativeInts(name, list)
-	if err != nil {
-		return nil, err
-	}
+// positiveInts converts a list param to positive integers, adding a
+// problem for each element that is not one.
+func positiveInts(name string, list []any, problems *[]stages.Problem) []int {
+	out := nonNegativeInts(name, list, problems)
 	for i, v := range out {
 		if v < 1 {
-			return nil, fmt.Errorf("%s: element %d is %d, want a positive integer", name, i, v)
+			*problems = append(*problems, stages.Problem{Param: name, Elem: i + 1, Msg: fmt.Sprintf("%d is not a positive integer", v)})
 		}
 	}
-	return out, nil
+	return out
 }
 
 // nonNegativeInts converts a list param (ints, integral floats or numeric
-// strings) to integers >= 0.
-func nonNegativeInts(name string, list []any) ([]int, error) {
+// strings) to integers >= 0, adding a problem for each element that is not
+// one.
+func nonNegativeInts(name string, list []any, problems *[]stages.Problem) []int {
 	out := make([]int, len(list))
 	for i, v := range list {
+		bad := func(format string, args ...any) {
+			*problems = append(*problems, stages.Problem{Param: name, Elem: i + 1, Msg: fmt.Sprintf(format, args...)})
+		}
 		var f float64
 		switch x := v.(type) {
 		case int64:
@@ -347,16 +418,19 @@ func nonNegativeInts(name string, list []any) ([]int, error) {
 		case string:
 			n, err := strconv.Atoi(x)
 			if err != nil {
-				return nil, fmt.Errorf("%s: element %d %q is not an integer", name, i, x)
+				bad("%q is not an integer", x)
+				continue
 			}
 			f = float64(n)
 		default:
-			return nil, fmt.Errorf("%s: element %d (%v) is not an integer", name, i, v)
+			bad("%v is not an integer", v)
+			continue
 		}
 		if f != math.Trunc(f) || f < 0 || f > 1<<30 {
-			return nil, fmt.Errorf("%s: element %d (%v) must be an integer in 0..2^30", name, i, v)
+			bad("%v must be an integer in 0..2^30", v)
+			continue
 		}
 		out[i] = int(f)
 	}
-	return out, nil
+	return out
 }

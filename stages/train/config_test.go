@@ -30,7 +30,7 @@ func TestConfigFromParams(t *testing.T) {
 		{"explicit warmup", map[string]any{"warmup": int64(3)}, []int{15, 22}, 3, ""},
 		{"cosine warmup", map[string]any{"schedule": "cosine", "epochs": int64(10)}, []int{5, 7}, 5, ""},
 		{"decreasing milestones", map[string]any{"milestones": []any{int64(9), int64(5)}}, nil, 0, "strictly increasing"},
-		{"fractional milestone", map[string]any{"milestones": []any{2.5}}, nil, 0, "milestones: element 0"},
+		{"fractional milestone", map[string]any{"milestones": []any{2.5}}, nil, 0, `param "milestones": element 0: 2.5 must be an integer`},
 		{"zero lr", map[string]any{"lr": 0.0}, nil, 0, "learning rate 0"},
 		{"momentum 1", map[string]any{"momentum": 1.0}, nil, 0, "momentum 1 out of range"},
 		{"alpha 1", map[string]any{"labels": LabelsSGLR, "sglr_alpha": 1.0}, nil, 0, "alpha 1"},

@@ -23,7 +23,7 @@ func (c *curveBuilder) table(cfg Config) *artifacts.Table {
 	n := len(c.rows)
 	epoch := make([]int64, n)
 	cols := map[string][]float64{}
-	names := []string{ColLR, ColTrainLoss, ColTrainCleanAcc, ColTrainRobustAcc, ColValCleanAcc, ColValRobustAcc, ColRecovered}
+	names := []string{artifacts.ColLR, artifacts.ColTrainLoss, artifacts.ColTrainCleanAcc, artifacts.ColTrainRobustAcc, artifacts.ColValCleanAcc, artifacts.ColValRobustAcc, artifacts.ColRecovered}
 	for _, name := range names {
 		cols[name] = make([]float64, n)
 	}
@@ -31,8 +31,8 @@ func (c *curveBuilder) table(cfg Config) *artifacts.Table {
 	for i, r := range c.rows {
 		epoch[i] = int64(r.epoch)
 		for name, v := range map[string]float64{
-			ColLR: r.lr, ColTrainLoss: r.trainLoss, ColTrainCleanAcc: r.trainClean, ColTrainRobustAcc: r.trainRobust,
-			ColValCleanAcc: r.valClean, ColValRobustAcc: r.valRobust, ColRecovered: r.recovered,
+			artifacts.ColLR: r.lr, artifacts.ColTrainLoss: r.trainLoss, artifacts.ColTrainCleanAcc: r.trainClean, artifacts.ColTrainRobustAcc: r.trainRobust,
+			artifacts.ColValCleanAcc: r.valClean, artifacts.ColValRobustAcc: r.valRobust, artifacts.ColRecovered: r.recovered,
 		} {
 			cols[name][i] = v
 		}

@@ -12,29 +12,18 @@ import (
 	"time"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
-	"github.com/sglr-pipe/sglr-pipe/nn"
+	"github.com/sglr-pipe/sglr-pipe/nn/attack"
+	"github.com/sglr-pipe/sglr-pipe/nn/metric"
+	"github.com/sglr-pipe/sglr-pipe/nn/model"
+	"github.com/sglr-pipe/sglr-pipe/nn/optim"
 	"github.com/sglr-pipe/sglr-pipe/stages"
-)
-
-// Curve column names, in order.
-const (
-	ColLR             = "lr"
-	ColTrainLoss      = "train_loss"
-	ColTrainCleanAcc  = "train_clean_acc"
-	ColTrainRobustAcc = "train_robust_acc"
-	ColValCleanAcc    = "val_clean_acc"
-	ColValRobustAcc   = "val_robust_acc"
-	// ColRecovered is the share of flipped training labels whose current
-	// target (the SGLR bank, or the fixed targets) has its argmax at the clean
-	// label; NaN when the training set does not record which labels are flipped.
-	ColRecovered = "recovered"
 )
 
 // Result is what Train produced.
 type Result struct {
-	Best          *nn.Weights // the weights after the epoch with the highest validation robust accuracy
-	Final         *nn.Weights // the weights after the last epoch
-	BestEpoch     int         // 1-based
+	Best          *model.Weights // the weights after the epoch with the highest validation robust accuracy
+	Final         *model.Weights // the weights after the last epoch
+	BestEpoch     int            // 1-based
 	BestValRobust float64
 	Curve         *artifacts.Table  // one row per epoch (see the curve columns)
 	Labels        *artifacts.Labels // the SGLR bank, or the targets of the last epoch, with the hard labels
@@ -108,23 +97,23 @@ type trainingRun struct {
 	k, d       int
 	seed       uint64
 
-	weights *nn.Weights
-	eval    *nn.Evaluator
-	trainer *nn.Trainer
-	sgd     *nn.SGD
-	sched   nn.Schedule
+	weights *model.Weights
+	eval    *model.Evaluator
+	trainer *model.Trainer
+	sgd     *optim.SGD
+	sched   optim.Schedule
 
 	fixedTargets []float32 // [N,K] for every strategy but sglr
-	bank         *nn.SGLRBank
+	bank         *optim.SGLRBank
 
 	shuffleRNG, augmentRNG, attackRNG *rand.Rand
-	attacker                          nn.Attacker
+	attacker                          attack.Attacker
 
 	// per-batch scratch
 	x, xAug, xAdv, clean, adv, pClean, pAdv, targets []float32
 	labels                                           []int32
 
-	best          *nn.Weights
+	best          *model.Weights
 	bestEpoch     int
 	bestValRobust float64
 	curve         curveBuilder
@@ -147,21 +136,21 @@ func newTrainingRun(cfg Config, train, val *artifacts.Dataset, given *artifacts.
 		bestValRobust: math.Inf(-1),
 	}
 	var err error
-	if t.weights, err = nn.Init(cfg.Arch, seed); err != nil {
+	if t.weights, err = model.Init(cfg.Arch, seed); err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
-	if t.sched, err = nn.ParseSchedule(cfg.Schedule, cfg.LR, cfg.Milestones, cfg.LRFactor, cfg.Epochs, cfg.PerIter); err != nil {
+	if t.sched, err = optim.ParseSchedule(cfg.Schedule, cfg.LR, cfg.Milestones, cfg.LRFactor, cfg.Epochs, cfg.PerIter); err != nil {
 		return nil, err
 	}
-	t.sgd = nn.NewSGD(t.weights.Params, cfg.Momentum, cfg.WeightDecay, cfg.Nesterov)
+	t.sgd = optim.NewSGD(t.weights.Params, cfg.Momentum, cfg.WeightDecay, cfg.Nesterov)
 	batch := min(cfg.Batch, len(train.Labels))
 	// The evaluator cuts every batch into one chunk per worker, so that the
 	// attack's passes run on every core.
 	evalBatch := (batch + cfg.Workers - 1) / cfg.Workers
-	if t.eval, err = nn.NewEvaluator(t.weights, evalBatch, cfg.Workers); err != nil {
+	if t.eval, err = model.NewEvaluator(t.weights, evalBatch, cfg.Workers); err != nil {
 		return nil, fmt.Errorf("evaluator: %w", err)
 	}
-	if t.trainer, err = nn.NewTrainer(t.weights, batch, cfg.Workers); err != nil {
+	if t.trainer, err = model.NewTrainer(t.weights, batch, cfg.Workers); err != nil {
 		return nil, fmt.Errorf("trainer: %w", err)
 	}
 	// The trainer's master weights are the model from here on: the optimiser
@@ -184,7 +173,7 @@ func (t *trainingRun) setUpTargets(given *artifacts.Labels) error {
 	n, k := len(t.train.Labels), t.k
 	switch t.cfg.Labels {
 	case LabelsSGLR:
-		bank, err := nn.NewSGLRBank(t.train.Labels, k, t.cfg.SGLR)
+		bank, err := optim.NewSGLRBank(t.train.Labels, k, t.cfg.SGLR)
 		if err != nil {
 			return err
 		}
@@ -192,10 +181,10 @@ func (t *trainingRun) setUpTargets(given *artifacts.Labels) error {
 		return nil
 	case LabelsHard:
 		t.fixedTargets = make([]float32, n*k)
-		nn.OneHot(t.train.Labels, k, t.fixedTargets)
+		optim.OneHot(t.train.Labels, k, t.fixedTargets)
 	case LabelsSmooth:
 		t.fixedTargets = make([]float32, n*k)
-		nn.Smooth(t.train.Labels, k, t.cfg.Smoothing, t.fixedTargets)
+		optim.Smooth(t.train.Labels, k, t.cfg.Smoothing, t.fixedTargets)
 	case LabelsGiven, LabelsDistill:
 		soft, err := MatchLabels(given, t.train, t.cfg.Labels == LabelsDistill)
 		if err != nil {
@@ -205,7 +194,7 @@ func (t *trainingRun) setUpTargets(given *artifacts.Labels) error {
 			t.fixedTargets = soft
 		} else {
 			t.fixedTargets = make([]float32, n*k)
-			nn.DistillTargets(t.train.Labels, soft, k, t.cfg.DistillAlpha, t.fixedTargets)
+			optim.DistillTargets(t.train.Labels, soft, k, t.cfg.DistillAlpha, t.fixedTargets)
 		}
 	}
 	return nil
@@ -215,8 +204,7 @@ func (t *trainingRun) setUpTargets(given *artifacts.Labels) error {
 func (t *trainingRun) epoch(ctx context.Context, epoch int) (epochRow, error) {
 	start := time.Now()
 	cfg := t.cfg
-	k, d := t.k, t.d
-	batches := nn.Batches(len(t.train.Labels), cfg.Batch, true, t.shuffleRNG)
+	batches := model.Batches(len(t.train.Labels), cfg.Batch, true, t.shuffleRNG)
 	row := epochRow{epoch: epoch + 1, valClean: math.NaN(), valRobust: math.NaN()}
 	var lossSum float64
 	var cleanRight, advRight, seen int
@@ -225,80 +213,17 @@ func (t *trainingRun) epoch(ctx context.Context, epoch int) (epochRow, error) {
 		if err := ctx.Err(); err != nil {
 			return row, err
 		}
-		n := len(rows)
-		x, xAug, xAdv := t.x[:n*d], t.xAug[:n*d], t.xAdv[:n*d]
-		clean, adv, targets, labels := t.clean[:n*k], t.adv[:n*k], t.targets[:n*k], t.labels[:n]
-		nn.Gather(t.train.Images, d, rows, x)
-		nn.GatherLabels(t.train.Labels, rows, labels)
-		if cfg.Augment != (nn.Augment{}) {
-			cfg.Augment.Apply(t.augmentRNG, x, n, t.train.Shape, xAug)
-			x = xAug
-		}
-		lr := t.sched.LR(epoch, bi, len(batches))
-		if bi == 0 {
-			row.lr = lr
-		}
-		// Clean and adversarial predictions in eval mode, before the update:
-		// they give the training accuracies and feed the SGLR bank (detached).
-		if err := t.eval.Logits(x, n, clean); err != nil {
-			return row, fmt.Errorf("epoch %d, batch %d: clean logits: %w", epoch+1, bi+1, err)
-		}
-		if err := finiteLogits(clean); err != nil {
-			return row, fmt.Errorf("%w at epoch %d, batch %d: lower lr (now %v) or check the inputs", err, epoch+1, bi+1, lr)
-		}
-		if adversarial {
-			if err := t.craft(x, labels, n, xAdv); err != nil {
-				if errors.Is(err, nn.ErrNaNGradient) { // the model diverged: its gradients overflow
-					return row, fmt.Errorf("epoch %d, batch %d: training attack: %w: the model diverged: lower lr (now %v) or check the inputs",
-						epoch+1, bi+1, err, lr)
-				}
-				return row, fmt.Errorf("epoch %d, batch %d: training attack: %w", epoch+1, bi+1, err)
-			}
-			if err := t.eval.Logits(xAdv, n, adv); err != nil {
-				return row, fmt.Errorf("epoch %d, batch %d: adversarial logits: %w", epoch+1, bi+1, err)
-			}
-		}
-		if t.bank != nil {
-			if t.bank.Refining(epoch) {
-				nn.Softmax(clean, n, k, t.pClean[:n*k])
-				if adversarial {
-					nn.Softmax(adv, n, k, t.pAdv[:n*k])
-				} else {
-					copy(t.pAdv[:n*k], t.pClean[:n*k]) // no adversarial example: x' = x
-				}
-				t.bank.Update(rows, t.pClean[:n*k], t.pAdv[:n*k])
-			}
-			t.bank.Targets(rows, epoch, targets)
-		} else {
-			nn.Gather(t.fixedTargets, k, rows, targets)
-		}
-		var loss float64
-		var err error
-		switch cfg.Method {
-		case MethodStandard:
-			loss, _, err = t.trainer.Step(x, targets, n)
-		case MethodPGDAT:
-			loss, _, err = t.trainer.Step(xAdv, targets, n)
-		case MethodTRADES:
-			loss, _, err = t.trainer.StepTRADES(x, xAdv, targets, n, cfg.Beta)
-		}
+		b, err := t.step(epoch, bi, len(batches), rows)
 		if err != nil {
-			return row, fmt.Errorf("epoch %d, batch %d: training step: %w", epoch+1, bi+1, err)
-		}
-		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return row, fmt.Errorf("loss is %v at epoch %d, batch %d: lower lr (now %v) or check the inputs",
-				loss, epoch+1, bi+1, lr)
-		}
-		t.sgd.Step(t.weights.Params, t.trainer.Grads(), lr)
-		if err := finiteWeights(t.weights); err != nil {
-			return row, fmt.Errorf("%w at epoch %d, batch %d: lower lr (now %v) or check the inputs", err, epoch+1, bi+1, lr)
-		}
-		if err := t.eval.SetWeights(t.weights); err != nil {
 			return row, err
 		}
-		lossSum += loss * float64(n)
-		cleanRight += correct(clean, labels, k)
-		advRight += correct(adv, labels, k)
+		if bi == 0 {
+			row.lr = b.lr
+		}
+		n := len(rows)
+		lossSum += b.loss * float64(n)
+		cleanRight += b.cleanRight
+		advRight += b.advRight
 		seen += n
 	}
 	row.trainLoss = lossSum / float64(seen)
@@ -318,9 +243,94 @@ func (t *trainingRun) epoch(ctx context.Context, epoch int) (epochRow, error) {
 			t.best, t.bestEpoch, t.bestValRobust = t.weights.Clone(), epoch+1, row.valRobust
 		}
 	}
-	row.recovered, _ = Recovered(t.currentTargets(), t.k, t.train.CleanLabels, t.train.Flipped)
+	row.recovered, _ = stages.Recovered(t.currentTargets(), t.k, t.train.CleanLabels, t.train.Flipped)
 	row.seconds = time.Since(start).Seconds()
 	return row, nil
+}
+
+// batchStats is what one training step measured.
+type batchStats struct {
+	lr, loss             float64 // the learning rate used and the batch's mean loss
+	cleanRight, advRight int     // correct clean and adversarial predictions, before the update
+}
+
+// step trains on one batch (bi of nBatches, epoch 0-based): it gathers and
+// augments the rows, predicts them clean and adversarially in eval mode,
+// updates the SGLR bank or gathers the fixed targets, and takes one
+// optimiser step.
+func (t *trainingRun) step(epoch, bi, nBatches int, rows []int) (batchStats, error) {
+	cfg := t.cfg
+	k, d := t.k, t.d
+	adversarial := cfg.Method != MethodStandard
+	n := len(rows)
+	x, xAug, xAdv := t.x[:n*d], t.xAug[:n*d], t.xAdv[:n*d]
+	clean, adv, targets, labels := t.clean[:n*k], t.adv[:n*k], t.targets[:n*k], t.labels[:n]
+	model.Gather(t.train.Images, d, rows, x)
+	model.GatherLabels(t.train.Labels, rows, labels)
+	if cfg.Augment != (optim.Augment{}) {
+		cfg.Augment.Apply(t.augmentRNG, x, n, t.train.Shape, xAug)
+		x = xAug
+	}
+	lr := t.sched.LR(epoch, bi, nBatches)
+	// Clean and adversarial predictions in eval mode, before the update:
+	// they give the training accuracies and feed the SGLR bank (detached).
+	if err := t.eval.Logits(x, n, clean); err != nil {
+		return batchStats{}, fmt.Errorf("epoch %d, batch %d: clean logits: %w", epoch+1, bi+1, err)
+	}
+	if err := finiteLogits(clean); err != nil {
+		return batchStats{}, fmt.Errorf("%w at epoch %d, batch %d: lower lr (now %v) or check the inputs", err, epoch+1, bi+1, lr)
+	}
+	if adversarial {
+		if err := t.craft(x, labels, n, xAdv); err != nil {
+			if errors.Is(err, attack.ErrNaNGradient) { // the model diverged: its gradients overflow
+				return batchStats{}, fmt.Errorf("epoch %d, batch %d: training attack: %w: the model diverged: lower lr (now %v) or check the inputs",
+					epoch+1, bi+1, err, lr)
+			}
+			return batchStats{}, fmt.Errorf("epoch %d, batch %d: training attack: %w", epoch+1, bi+1, err)
+		}
+		if err := t.eval.Logits(xAdv, n, adv); err != nil {
+			return batchStats{}, fmt.Errorf("epoch %d, batch %d: adversarial logits: %w", epoch+1, bi+1, err)
+		}
+	}
+	if t.bank != nil {
+		if t.bank.Refining(epoch) {
+			metric.Softmax(clean, n, k, t.pClean[:n*k])
+			if adversarial {
+				metric.Softmax(adv, n, k, t.pAdv[:n*k])
+			} else {
+				copy(t.pAdv[:n*k], t.pClean[:n*k]) // no adversarial example: x' = x
+			}
+			t.bank.Update(rows, t.pClean[:n*k], t.pAdv[:n*k])
+		}
+		t.bank.Targets(rows, epoch, targets)
+	} else {
+		model.Gather(t.fixedTargets, k, rows, targets)
+	}
+	var loss float64
+	var err error
+	switch cfg.Method {
+	case MethodStandard:
+		loss, _, err = t.trainer.Step(x, targets, n)
+	case MethodPGDAT:
+		loss, _, err = t.trainer.Step(xAdv, targets, n)
+	case MethodTRADES:
+		loss, _, err = t.trainer.StepTRADES(x, xAdv, targets, n, cfg.Beta)
+	}
+	if err != nil {
+		return batchStats{}, fmt.Errorf("epoch %d, batch %d: training step: %w", epoch+1, bi+1, err)
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return batchStats{}, fmt.Errorf("loss is %v at epoch %d, batch %d: lower lr (now %v) or check the inputs",
+			loss, epoch+1, bi+1, lr)
+	}
+	t.sgd.Step(t.weights.Params, t.trainer.Grads(), lr)
+	if err := finiteWeights(t.weights); err != nil {
+		return batchStats{}, fmt.Errorf("%w at epoch %d, batch %d: lower lr (now %v) or check the inputs", err, epoch+1, bi+1, lr)
+	}
+	if err := t.eval.SetWeights(t.weights); err != nil {
+		return batchStats{}, err
+	}
+	return batchStats{lr: lr, loss: loss, cleanRight: correct(clean, labels, k), advRight: correct(adv, labels, k)}, nil
 }
 
 // currentTargets are the [N,K] training targets as they stand: the SGLR
@@ -338,9 +348,9 @@ func (t *trainingRun) craft(x []float32, labels []int32, n int, xAdv []float32) 
 	cfg := t.cfg
 	switch {
 	case cfg.Method == MethodTRADES:
-		return t.attacker.TRADES(t.eval, x, n, nn.TRADESAttack{Eps: cfg.Eps, Step: cfg.Step, Steps: cfg.Steps}, t.attackRNG, xAdv)
+		return t.attacker.TRADES(t.eval, x, n, attack.TRADES{Eps: cfg.Eps, Step: cfg.Step, Steps: cfg.Steps}, t.attackRNG, xAdv)
 	case cfg.Attack == AttackFGSM:
-		return t.attacker.FGSM(t.eval, x, labels, n, nn.FGSM{Eps: cfg.Eps}, t.attackRNG, xAdv)
+		return t.attacker.FGSM(t.eval, x, labels, n, attack.FGSM{Eps: cfg.Eps}, t.attackRNG, xAdv)
 	default:
 		return t.attacker.PGD(t.eval, x, labels, n, cfg.trainPGD(), t.attackRNG, xAdv)
 	}
@@ -395,7 +405,7 @@ func (t *trainingRun) result() (*Result, error) {
 		Curve: t.curve.table(t.cfg), EpochSeconds: t.curve.seconds(),
 		Workers: t.cfg.Workers,
 	}
-	res.Recovered, res.Flipped = Recovered(soft, k, t.train.CleanLabels, t.train.Flipped)
+	res.Recovered, res.Flipped = stages.Recovered(soft, k, t.train.CleanLabels, t.train.Flipped)
 	meta := map[string]string{"stage": "train", "labels": t.cfg.Labels, "method": t.cfg.Method,
 		"epochs": strconv.Itoa(t.cfg.Epochs)}
 	if t.bank != nil {
@@ -441,13 +451,13 @@ func checkDatasets(train, val *artifacts.Dataset) (int, error) {
 
 // correct counts the rows of logits [len(labels),K] whose argmax is the label.
 func correct(logits []float32, labels []int32, k int) int {
-	return int(math.Round(nn.Accuracy(logits, labels, k) * float64(len(labels))))
+	return int(math.Round(metric.Accuracy(logits, labels, k) * float64(len(labels))))
 }
 
 // finiteWeights reports the first parameter holding NaN or Inf. Checking
 // after every update costs one pass over the weights, little beside the
 // attack's forward and backward passes, and names the batch that diverged.
-func finiteWeights(w *nn.Weights) error {
+func finiteWeights(w *model.Weights) error {
 	for _, p := range w.Params {
 		for _, v := range p.Data {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {

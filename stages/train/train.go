@@ -2,9 +2,7 @@
 // TRADES) or standard training of an mlp, cnn or preact-resnet18 with every
 // label strategy SGLR is compared with (hard, label smoothing, self-guided
 // label refinement, given soft labels, distillation), selecting the best
-// epoch on the validation set's PGD robust accuracy. It also holds the
-// `best-final` stage that summarises training curves, and the conversion
-// between nn.Weights and model artifacts that other stages use.
+// epoch on the validation set's PGD robust accuracy.
 //
 // Choices where the method leaves room (documented in the parameters too):
 //   - The clean and adversarial predictions that feed the SGLR bank and the
@@ -28,7 +26,7 @@ import (
 	"strconv"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
-	"github.com/sglr-pipe/sglr-pipe/nn"
+	"github.com/sglr-pipe/sglr-pipe/nn/model"
 	"github.com/sglr-pipe/sglr-pipe/stages"
 )
 
@@ -67,7 +65,7 @@ func (Stage) Spec() stages.Spec {
 func (Stage) Run(ctx context.Context, env *stages.Env) error {
 	cfg, err := ConfigFromParams(env.Params)
 	if err != nil {
-		return fmt.Errorf("%s: %w", env.Instance, err)
+		return err
 	}
 	trainSet, err := env.ReadDataset("train")
 	if err != nil {
@@ -78,13 +76,10 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 		return err
 	}
 	var given *artifacts.Labels
-	switch {
-	case cfg.NeedsLabelsInput() && !env.HasInput("labels"):
-		return fmt.Errorf("%s: labels %s needs the labels input (soft labels or teacher probabilities)", env.Instance, cfg.Labels)
-	case !cfg.NeedsLabelsInput() && env.HasInput("labels"):
-		return fmt.Errorf("%s: the labels input has no effect with labels %s: use labels given or distill, or disconnect it",
-			env.Instance, cfg.Labels)
-	case cfg.NeedsLabelsInput():
+	if p := cfg.labelsInputProblem(env.HasInput("labels")); p != nil {
+		return p
+	}
+	if cfg.NeedsLabelsInput() {
 		if given, err = env.ReadLabels("labels"); err != nil {
 			return err
 		}
@@ -94,13 +89,13 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%s: %w", env.Instance, err)
+		return err
 	}
-	finalCurve := res.Curve.Column(ColValRobustAcc).Floats
+	finalCurve := res.Curve.Column(artifacts.ColValRobustAcc).Floats
 	finalRobust := finalCurve[len(finalCurve)-1]
 	checkpoints := []struct {
 		port   string
-		w      *nn.Weights
+		w      *model.Weights
 		epoch  int
 		robust float64
 	}{
@@ -108,12 +103,12 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 		{"final", res.Final, cfg.Epochs, finalRobust},
 	}
 	for _, c := range checkpoints {
-		m, err := ModelArtifact(c.w, map[string]string{
+		m, err := stages.ModelArtifact(c.w, map[string]string{
 			"stage": "train", "checkpoint": c.port, "epoch": strconv.Itoa(c.epoch),
 			"val_robust_acc": formatFloat(c.robust), "method": cfg.Method, "labels": cfg.Labels,
 		})
 		if err != nil {
-			return fmt.Errorf("%s: %s model: %w", env.Instance, c.port, err)
+			return fmt.Errorf("%s model: %w", c.port, err)
 		}
 		if err := env.WriteModel(c.port, m); err != nil {
 			return err

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
-	"github.com/sglr-pipe/sglr-pipe/nn"
+	"github.com/sglr-pipe/sglr-pipe/nn/model"
 	"github.com/sglr-pipe/sglr-pipe/stages"
 	"github.com/sglr-pipe/sglr-pipe/stages/stagetest"
 )
@@ -162,11 +162,11 @@ func TestTrainLearnsRobustly(t *testing.T) {
 			if curve.Len() != 6 {
 				t.Fatalf("curve has %d rows, want 6", curve.Len())
 			}
-			robust := curve.Column(ColValRobustAcc).Floats
+			robust := curve.Column(artifacts.ColValRobustAcc).Floats
 			if last := robust[len(robust)-1]; last < 0.6 {
 				t.Errorf("final validation robust accuracy %v, want well above chance 1/3 (curve %v)", last, robust)
 			}
-			if train := curve.Column(ColTrainRobustAcc).Floats; math.IsNaN(train[5]) || train[5] < 0.5 {
+			if train := curve.Column(artifacts.ColTrainRobustAcc).Floats; math.IsNaN(train[5]) || train[5] < 0.5 {
 				t.Errorf("train robust accuracy %v", train)
 			}
 			summary := run.env.Summary()
@@ -181,11 +181,11 @@ func TestTrainLearnsRobustly(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				w, err := WeightsFromArtifact(m)
+				w, err := stages.WeightsFromArtifact(m)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if w.Arch.Kind != nn.KindMLP || w.Arch.Classes != 3 || m.Meta["checkpoint"] != port {
+				if w.Arch.Kind != model.KindMLP || w.Arch.Classes != 3 || m.Meta["checkpoint"] != port {
 					t.Errorf("%s model: arch %+v meta %v", port, w.Arch, m.Meta)
 				}
 			}
@@ -254,7 +254,7 @@ func TestTrainErrors(t *testing.T) {
 		{"distill without soft", hardOnly, map[string]any{"labels": LabelsDistill}, []string{"no soft labels"}},
 		{"wrong K", wrongK, map[string]any{"labels": LabelsGiven}, []string{"K=4 classes, the training set 3"}},
 		{"warmup too long", nil, map[string]any{"labels": LabelsSGLR, "warmup": int64(6)}, []string{"warmup 6 leaves no refinement epoch"}},
-		{"bad hidden", nil, map[string]any{"hidden": []any{int64(0)}}, []string{"hidden: element 0 is 0"}},
+		{"bad hidden", nil, map[string]any{"hidden": []any{int64(0)}}, []string{`param "hidden": element 0: 0 is not a positive integer`}},
 		{"fgsm with trades", nil, map[string]any{"method": MethodTRADES, "attack": AttackFGSM}, []string{"no effect with method trades"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -330,7 +330,7 @@ func TestSGLRReportsRecoveredLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	perEpoch := curve.Column(ColRecovered).Floats
+	perEpoch := curve.Column(artifacts.ColRecovered).Floats
 	if len(perEpoch) != 5 || perEpoch[4] != rec {
 		t.Errorf("curve recovered %v: want 5 epochs ending at the run's figure %v", perEpoch, rec)
 	}
@@ -374,8 +374,8 @@ func TestTrainOtherArchitectures(t *testing.T) {
 		shape  []int
 		values map[string]any
 	}{
-		{"cnn", []int{1, 8, 8}, map[string]any{"model": nn.KindCNN, "channels": []any{int64(4)}, "hidden": []any{int64(8)}}},
-		{"preact-resnet18 with BatchNorm", []int{3, 32, 32}, map[string]any{"model": nn.KindPreActResNet18, "width": int64(2),
+		{"cnn", []int{1, 8, 8}, map[string]any{"model": model.KindCNN, "channels": []any{int64(4)}, "hidden": []any{int64(8)}}},
+		{"preact-resnet18 with BatchNorm", []int{3, 32, 32}, map[string]any{"model": model.KindPreActResNet18, "width": int64(2),
 			"crop_pad": int64(2), "flip": true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -393,11 +393,11 @@ func TestTrainOtherArchitectures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w, err := WeightsFromArtifact(m)
+			w, err := stages.WeightsFromArtifact(m)
 			if err != nil {
 				t.Fatal(err)
 			}
-			initial, err := nn.Init(w.Arch, 4)
+			initial, err := model.Init(w.Arch, 4)
 			if err != nil {
 				t.Fatal(err)
 			}

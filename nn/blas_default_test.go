@@ -1,9 +1,0 @@
-//go:build !openblas
-
-package nn
-
-// The default build runs on package gemm's pure-Go BLAS.
-const (
-	wantBLASType = "gemm.Implementation"
-	wantBLASName = "pure Go"
-)

@@ -1,0 +1,9 @@
+//go:build openblas
+
+package ops
+
+// The openblas build runs on OpenBLAS through gonum's netlib bindings.
+const (
+	wantBLASType = "netlib.Implementation"
+	wantBLASName = "OpenBLAS"
+)
