@@ -5,9 +5,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"maps"
+	"reflect"
 	"strconv"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
+	"github.com/sglr-pipe/sglr-pipe/stages"
 )
 
 // KeySpec is everything that determines what a stage instance produces. Two
@@ -23,7 +26,8 @@ type KeySpec struct {
 }
 
 // CacheKey returns the 64-hex sha256 of the canonical JSON of
-// {inputs, params, seed, stage, version}. Gathered inputs carry matrix tags
+// {inputs, params, seed, stage, version}, params less the stage's key-neutral
+// values (see KeyNeutralStage). Gathered inputs carry matrix tags
 // that a stage may read (a report labels its rows with them), so when any
 // input has tags they enter the key too, under "input_tags"; without tags the
 // document is exactly the five fields.
@@ -39,10 +43,7 @@ func CacheKey(k KeySpec) (string, error) {
 // KeyDocument returns the canonical JSON text that CacheKey hashes, so that a
 // key can be explained and checked by hand.
 func KeyDocument(k KeySpec) ([]byte, error) {
-	params := k.Params
-	if params == nil {
-		params = map[string]any{}
-	}
+	params := keyParams(k.Stage, k.Params)
 	inputs := k.Inputs
 	if inputs == nil {
 		inputs = map[string][]artifacts.Digest{}
@@ -62,6 +63,53 @@ func KeyDocument(k KeySpec) ([]byte, error) {
 		return nil, fmt.Errorf("cache key of stage %s: %w", k.Stage, err)
 	}
 	return b, nil
+}
+
+// KeyNeutralStage is implemented by a built-in stage that gained a parameter
+// after its cache keys were in use, where one value of the parameter computes
+// exactly what the stage computed before it existed (train, eval and refine:
+// `device: cpu` and `device_index: 0`). KeyNeutral returns those values; a
+// parameter whose typed value equals its key-neutral value is left out of the
+// key document, so existing stores stay cached and writing the value out
+// keys the same as leaving it to the default. Any other value is keyed as
+// usual, since it may change the results.
+//
+// The rule is looked up by the key's own Stage in stages.Builtin, so that
+// every place that computes a key (plan, run, replay, a NATS coordinator and
+// its workers) applies it without passing the stage along. Exec stages
+// (`exec:./x`) are never in Builtin: their keys are all their params.
+type KeyNeutralStage interface {
+	KeyNeutral() stages.Params
+}
+
+// keyParams is params as they enter the key of stage: without the values
+// the stage declares key-neutral, copied so that params is not changed; nil
+// is the empty map.
+func keyParams(stage string, params map[string]any) map[string]any {
+	if params == nil {
+		return map[string]any{}
+	}
+	st, ok := stages.Builtin.Lookup(stage)
+	if !ok {
+		return params
+	}
+	kn, ok := st.(KeyNeutralStage)
+	if !ok {
+		return params
+	}
+	var out map[string]any
+	for name, neutral := range kn.KeyNeutral() {
+		if v, given := params[name]; given && reflect.DeepEqual(v, neutral) {
+			if out == nil {
+				out = maps.Clone(params)
+			}
+			delete(out, name)
+		}
+	}
+	if out == nil {
+		return params
+	}
+	return out
 }
 
 // DeriveSeed gives each instance its own seed from the pipeline's root seed

@@ -22,7 +22,11 @@ func newReplayCommand(g *globalFlags) *cobra.Command {
 		Long: `replay runs INSTANCE of run RUN (a run id or "latest") again with the
 recorded parameters, seed and inputs, and prints, per output, the recorded and
 the replayed digest with IDENTICAL or DIFFERENT. It exits 1 if any output differs.
-INSTANCE is an instance id ("noisy[noise=0.2]") or a stage id with one instance.`,
+INSTANCE is an instance id ("noisy[noise=0.2]") or a stage id with one instance.
+
+Bit-identity is what the CPU path promises. On a GPU (device: cuda, not usable
+yet) it will hold only as far as cuDNN's deterministic algorithms allow, so a
+replay of such an instance may differ without anything being wrong.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			runID, instance := args[0], args[1]

@@ -32,6 +32,7 @@ import (
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	nnattack "github.com/sglr-pipe/sglr-pipe/nn/attack"
 	"github.com/sglr-pipe/sglr-pipe/stages"
+	"github.com/sglr-pipe/sglr-pipe/stages/internal/device"
 	"github.com/sglr-pipe/sglr-pipe/stages/param"
 )
 
@@ -71,7 +72,7 @@ func (Stage) Spec() stages.Spec {
 			{Name: "predictions", Kind: artifacts.KindPredictions,
 				Doc: "per (model, attack, sample): id, label, logits, attack, checkpoint"},
 		},
-		Params: []stages.Param{
+		Params: append([]stages.Param{
 			{Name: "attacks", Type: stages.TypeList, Default: []any{nnattack.NameClean, nnattack.NamePGD}, Enum: nnattack.Names,
 				Doc: "attacks to run, in order: " + strings.Join(nnattack.Names, ", ")},
 			{Name: "eps", Type: stages.TypeFloat, Default: 8.0 / 255, Min: stages.Float(0), Max: stages.Float(1),
@@ -98,7 +99,7 @@ func (Stage) Spec() stages.Spec {
 				Doc: "evaluate only the first limit samples (0 = all)"},
 			{Name: "split", Type: stages.TypeString, Default: "",
 				Doc: "a name for the dataset (e.g. train or test), written as a `split` column of the metrics so that a report can set one split against another (compare: [split, train, test])"},
-		},
+		}, device.Params("eval")...),
 		Cores: runtime.NumCPU(),
 	}
 }
@@ -141,8 +142,17 @@ func ConfigFromParams(ps stages.Params) (Config, error) {
 // Validate reports the configuration's mistakes (see problems).
 func (c Config) Validate() error { return param.Join(c.problems()) }
 
-// Run reads the models and the dataset, evaluates and writes both outputs.
+// KeyNeutral implements pipeline.KeyNeutralStage: device cpu (index 0) is
+// how eval always ran, so it is left out of the cache key.
+func (Stage) KeyNeutral() stages.Params { return device.KeyNeutral() }
+
+// Run reads the models and the dataset, evaluates and writes both outputs. A
+// device it cannot compute on fails it before any input is read (see
+// device.Require).
 func (Stage) Run(ctx context.Context, env *stages.Env) error {
+	if err := device.Require("eval", env.Params); err != nil {
+		return err
+	}
 	cfg, err := ConfigFromParams(env.Params)
 	if err != nil {
 		return err

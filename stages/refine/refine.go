@@ -19,6 +19,7 @@ import (
 	"github.com/sglr-pipe/sglr-pipe/nn/metric"
 	"github.com/sglr-pipe/sglr-pipe/nn/model"
 	"github.com/sglr-pipe/sglr-pipe/stages"
+	"github.com/sglr-pipe/sglr-pipe/stages/internal/device"
 )
 
 // Stage is the `refine` stage.
@@ -39,7 +40,7 @@ func (Stage) Spec() stages.Spec {
 		},
 		Outputs: []stages.Port{{Name: "labels", Kind: artifacts.KindLabels,
 			Doc: "soft labels with the dataset's hard labels and sample ids"}},
-		Params: []stages.Param{
+		Params: append([]stages.Param{
 			{Name: "lambda", Type: stages.TypeFloat, Default: 0.2, Min: stages.Float(0), Max: stages.Float(1),
 				Doc: "weight λ of the clean prediction p(x); 1−λ goes to the adversarial one p(x')"},
 			{Name: "r", Type: stages.TypeFloat, Default: 1.0, Min: stages.Float(0), Max: stages.Float(1),
@@ -55,7 +56,7 @@ func (Stage) Spec() stages.Spec {
 				Doc: "samples per forward pass (does not change the result)"},
 			{Name: "workers", Type: stages.TypeInt, Default: int64(0), Min: stages.Float(0), Max: stages.Float(1024),
 				Doc: "data-parallel workers; 0 = every core (results agree across counts up to float rounding)"},
-		},
+		}, device.Params("refine")...),
 		Cores: runtime.NumCPU(),
 	}
 }
@@ -68,8 +69,17 @@ type Config struct {
 	Workers   int // 0 = runtime.NumCPU()
 }
 
-// Run reads the model and dataset, refines the labels and writes them.
+// KeyNeutral implements pipeline.KeyNeutralStage: device cpu (index 0) is
+// how refine always ran, so it is left out of the cache key.
+func (Stage) KeyNeutral() stages.Params { return device.KeyNeutral() }
+
+// Run reads the model and dataset, refines the labels and writes them. A
+// device it cannot compute on fails it before any input is read (see
+// device.Require).
 func (Stage) Run(ctx context.Context, env *stages.Env) error {
+	if err := device.Require("refine", env.Params); err != nil {
+		return err
+	}
 	cfg := Config{
 		Lambda: env.Params.Float("lambda"),
 		R:      env.Params.Float("r"),

@@ -10,6 +10,7 @@ import (
 	"github.com/sglr-pipe/sglr-pipe/nn/model"
 	"github.com/sglr-pipe/sglr-pipe/nn/optim"
 	"github.com/sglr-pipe/sglr-pipe/stages"
+	"github.com/sglr-pipe/sglr-pipe/stages/internal/device"
 	"github.com/sglr-pipe/sglr-pipe/stages/param"
 )
 
@@ -73,7 +74,7 @@ type Config struct {
 
 // params is the train stage's parameter schema.
 func params() []stages.Param {
-	return []stages.Param{
+	return append([]stages.Param{
 		{Name: "model", Type: stages.TypeString, Default: model.KindMLP,
 			Enum: []string{model.KindMLP, model.KindCNN, model.KindPreActResNet18},
 			Doc:  "architecture: mlp (linear-relu stack), cnn (conv3x3-relu-maxpool blocks + linear), preact-resnet18"},
@@ -153,7 +154,7 @@ func params() []stages.Param {
 		{Name: "workers", Type: stages.TypeInt, Default: int64(0), Min: stages.Float(0), Max: stages.Float(1024),
 			Doc: "data-parallel workers; 0 = every core. Results agree across worker counts only up to float " +
 				"rounding, so set it explicitly for bit-identical replays on other machines (it is part of the cache key)"},
-	}
+	}, device.Params("train")...)
 }
 
 // ConfigFromParams builds a Config from typed params and checks what the

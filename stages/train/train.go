@@ -28,6 +28,7 @@ import (
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
 	"github.com/sglr-pipe/sglr-pipe/nn/model"
 	"github.com/sglr-pipe/sglr-pipe/stages"
+	"github.com/sglr-pipe/sglr-pipe/stages/internal/device"
 )
 
 // Stage is the `train` stage.
@@ -61,8 +62,16 @@ func (Stage) Spec() stages.Spec {
 	}
 }
 
-// Run trains and writes the four outputs.
+// KeyNeutral implements pipeline.KeyNeutralStage: device cpu (index 0) is
+// how train always ran, so it is left out of the cache key.
+func (Stage) KeyNeutral() stages.Params { return device.KeyNeutral() }
+
+// Run trains and writes the four outputs. A device it cannot compute on
+// fails it before any input is read (see device.Require).
 func (Stage) Run(ctx context.Context, env *stages.Env) error {
+	if err := device.Require("train", env.Params); err != nil {
+		return err
+	}
 	cfg, err := ConfigFromParams(env.Params)
 	if err != nil {
 		return err
