@@ -54,7 +54,7 @@ func TestGCSparesLeasedScratch(t *testing.T) {
 	writeRaw(t, filepath.Join(sc.Path, "best"), "half a model")
 	age(t, sc.Path)
 	// A directory a killed run of an older version left behind: no lease.
-	abandoned, err := s.TempDir("stage-*")
+	abandoned, err := os.MkdirTemp(filepath.Join(s.Root(), "tmp"), "stage-*") // unleased, as a killed run leaves it
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func (s *DirStore) Put(r io.Reader) (Digest, error) {
 }
 
 // Ingest hashes a finished file (normally one made by CreateTemp or inside a
-// TempDir) and moves it into the store. The file must not be written
+// Scratch directory) and moves it into the store. The file must not be written
 // afterwards. Only a regular file is taken: a symbolic link is refused, never
 // followed, and a file with other hard links (which could change under its
 // digest through another name) is copied into the store by content rather
@@ -107,18 +107,6 @@ func (s *DirStore) CreateTemp(pattern string) (string, error) {
 		return "", fmt.Errorf("create temp file %s: %w", name, err)
 	}
 	return name, nil
-}
-
-// TempDir makes a scratch directory under tmp/; the caller removes it. The
-// directory is not leased, and writing files inside it does not refresh its
-// mtime, so gc removes it once it is older than its grace even while in use:
-// anything that may run for longer than that (every stage) uses Scratch.
-func (s *DirStore) TempDir(pattern string) (string, error) {
-	dir, err := os.MkdirTemp(s.tmpDir(), pattern)
-	if err != nil {
-		return "", fmt.Errorf("create temp dir: %w", err)
-	}
-	return dir, nil
 }
 
 // Has reports whether the object exists as a regular file (a link in its
