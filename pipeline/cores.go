@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"sync"
+
+	"github.com/sglr-pipe/sglr-pipe/stages"
 )
 
 // coreBudget hands out cores so that running stages never want more than the
@@ -72,4 +74,20 @@ func (b *coreBudget) wake() {
 		b.free -= w.n
 		close(w.ready)
 	}
+}
+
+// CoresStage is implemented by a stage whose instances want a number of
+// cores that depends on their parameters (train: its `workers`), rather than
+// the fixed Spec.Cores.
+type CoresStage interface {
+	CoresFor(params stages.Params) int
+}
+
+// coresWanted is the cores instance n reserves from the budget: what its
+// stage says for its params, else its spec's, at least 1.
+func coresWanted(n *Node) int {
+	if cs, ok := n.Stage.(CoresStage); ok {
+		return max(1, cs.CoresFor(n.Params))
+	}
+	return n.Spec.CoresWanted()
 }

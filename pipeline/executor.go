@@ -33,6 +33,10 @@ type Task struct {
 	Inputs   map[string][]stages.Input
 	Progress stages.Progress
 	Store    artifacts.Store
+	// Checkpoints is the instance's checkpoint directory (see
+	// ResumableStage), or "" when its work is not to be resumed: other
+	// stages, a shared store, and replay, which must compute from scratch.
+	Checkpoints string
 }
 
 // Result is what a finished task produced.
@@ -82,6 +86,8 @@ func (LocalExecutor) Execute(ctx context.Context, t *Task) (*Result, error) {
 		Inputs:   t.Inputs,
 		Progress: progress,
 		OutDir:   dir,
+
+		Checkpoints: t.Checkpoints,
 	}
 	if err := runStage(ctx, name, t.Stage, env); err != nil {
 		return nil, err

@@ -83,8 +83,9 @@ type KeyNeutralStage interface {
 }
 
 // keyParams is params as they enter the key of stage: without the values
-// the stage declares key-neutral, copied so that params is not changed; nil
-// is the empty map.
+// the stage declares key-neutral and the parameters it declares key-ignored
+// (KeyIgnoredStage), copied so that params is not changed; nil is the empty
+// map.
 func keyParams(stage string, params map[string]any) map[string]any {
 	if params == nil {
 		return map[string]any{}
@@ -93,17 +94,25 @@ func keyParams(stage string, params map[string]any) map[string]any {
 	if !ok {
 		return params
 	}
-	kn, ok := st.(KeyNeutralStage)
-	if !ok {
-		return params
-	}
 	var out map[string]any
-	for name, neutral := range kn.KeyNeutral() {
-		if v, given := params[name]; given && reflect.DeepEqual(v, neutral) {
-			if out == nil {
-				out = maps.Clone(params)
+	drop := func(name string) {
+		if out == nil {
+			out = maps.Clone(params)
+		}
+		delete(out, name)
+	}
+	if kn, ok := st.(KeyNeutralStage); ok {
+		for name, neutral := range kn.KeyNeutral() {
+			if v, given := params[name]; given && reflect.DeepEqual(v, neutral) {
+				drop(name)
 			}
-			delete(out, name)
+		}
+	}
+	if ki, ok := st.(KeyIgnoredStage); ok {
+		for _, name := range ki.KeyIgnored() {
+			if _, given := params[name]; given {
+				drop(name)
+			}
 		}
 	}
 	if out == nil {

@@ -113,6 +113,9 @@ func (p *Pipeline) Plan(ctx context.Context, opts Options) ([]PlanEntry, error) 
 		if e.Reason == "" {
 			e.Reason = explainMiss(opts.Store, refName(p.File, n.ID()), e.Key, ks)
 		}
+		if note := resumeNote(opts.Store, n, ks); note != "" {
+			e.Reason += "; " + note
+		}
 		if mode == modeCacheOnly {
 			return nil, fmt.Errorf("--only: %s is needed but not cached (%s); run it first or widen --only", n.ID(), e.Reason)
 		}

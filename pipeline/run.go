@@ -361,7 +361,7 @@ func (s *scheduler) process(ctx context.Context, n *Node) {
 func (s *scheduler) executeRepairing(ctx context.Context, n *Node, ks *KeySpec, inputs *map[string][]stages.Input, reason string) (*Result, error) {
 	repaired := map[artifacts.Digest]bool{}
 	for {
-		res, err := s.execute(ctx, n, *inputs, reason)
+		res, err := s.execute(ctx, n, *ks, *inputs, reason)
 		if err == nil || ctx.Err() != nil {
 			return res, err
 		}
@@ -394,9 +394,18 @@ func (s *scheduler) executeRepairing(ctx context.Context, n *Node, ks *KeySpec, 
 }
 
 // execute runs n once on the executor within the core budget.
-func (s *scheduler) execute(ctx context.Context, n *Node, inputs map[string][]stages.Input, reason string) (*Result, error) {
+func (s *scheduler) execute(ctx context.Context, n *Node, ks KeySpec, inputs map[string][]stages.Input, reason string) (*Result, error) {
 	st := s.states[n.index]
-	cores := min(n.Spec.CoresWanted(), s.jobs)
+	checkpoints, err := checkpointDir(s.opts.Store, ks)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", n.ID(), err)
+	}
+	if rs, ok := n.Stage.(ResumableStage); ok && checkpoints != "" {
+		if note := rs.ResumeFrom(n.Params, checkpoints); note != "" {
+			reason += "; " + note
+		}
+	}
+	cores := min(coresWanted(n), s.jobs)
 	if err := s.cores.acquire(ctx, cores); err != nil {
 		return nil, err
 	}
@@ -405,6 +414,7 @@ func (s *scheduler) execute(ctx context.Context, n *Node, inputs map[string][]st
 	res, err := s.exec.Execute(ctx, &Task{
 		Instance: n.ID(), Uses: n.Uses(), Stage: n.Stage, Params: n.Params, Seed: n.Seed,
 		Inputs: inputs, Progress: newInstanceProgress(s.sink, n.ID()), Store: s.opts.Store,
+		Checkpoints: checkpoints,
 	})
 	s.cores.release(cores)
 	st.seconds = time.Since(st.started).Seconds()

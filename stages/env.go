@@ -16,6 +16,11 @@ type Env struct {
 	Inputs   map[string][]Input // port -> artifacts (one unless the port is Multi)
 	Progress Progress           // never nil
 	OutDir   string             // scratch directory: outputs are files named after their port
+	// Checkpoints is a directory where a stage may keep checkpoints of long
+	// work, shared by the instances that differ only in the parameters the
+	// stage declares resume-neutral (pipeline.ResumableStage); "" when the
+	// work must not be resumed (replay, a shared store).
+	Checkpoints string
 
 	summary map[string]any
 }

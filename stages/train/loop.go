@@ -33,6 +33,9 @@ type Result struct {
 	Recovered float64
 	Flipped   int // flipped training samples (−1 when unknown)
 	Workers   int // the data-parallel workers used
+	// ResumedFrom is the epoch (1-based) of the checkpoint the run resumed
+	// from, 0 when it started from scratch.
+	ResumedFrom int
 	// EpochSeconds is the wall time of each epoch. It is kept out of the
 	// curve so that the curve is the same bytes on every run.
 	EpochSeconds []float64
@@ -58,28 +61,67 @@ func Train(ctx context.Context, cfg Config, train, val *artifacts.Dataset, given
 	}
 	cfg.Arch.Input = slices.Clone(train.Shape)
 	cfg.Arch.Classes = k
-	if cfg.Workers == 0 {
-		cfg.Workers = runtime.NumCPU()
-	}
+	cfg.resolveWorkers()
 	t, err := newTrainingRun(cfg, train, val, given, seed)
 	if err != nil {
 		return nil, err
 	}
 	progress.Start(int64(cfg.Epochs), "epochs")
-	for epoch := range cfg.Epochs {
-		row, err := t.epoch(ctx, epoch)
+	first := 0
+	if cfg.CheckpointDir != "" {
+		epoch, pending, err := t.resume(progress.Status)
+		switch {
+		case err == nil:
+			t.resumedFrom = epoch + 1
+			progress.Add(int64(epoch))
+			progress.Status(fmt.Sprintf("resumed from epoch %d", epoch+1))
+			if err := t.finishEpoch(ctx, epoch, pending, progress); err != nil {
+				return nil, err
+			}
+			first = epoch + 1
+		case !errors.Is(err, errNoCheckpoint):
+			return nil, err
+		}
+	}
+	for epoch := first; epoch < cfg.Epochs; epoch++ {
+		row, err := t.trainEpoch(ctx, epoch)
 		if err != nil {
 			return nil, err
 		}
-		t.curve.append(row)
-		progress.Add(1)
-		status := fmt.Sprintf("loss %.3g", row.trainLoss)
-		if !math.IsNaN(row.valRobust) {
-			status += fmt.Sprintf(" val rob %.1f%%", 100*row.valRobust)
+		if t.checkpointDue(epoch) {
+			if err := t.saveCheckpoint(epoch, row); err != nil {
+				return nil, err
+			}
 		}
-		progress.Status(status)
+		if err := t.finishEpoch(ctx, epoch, row, progress); err != nil {
+			return nil, err
+		}
 	}
 	return t.result()
+}
+
+// resolveWorkers resolves workers 0 to every core of this machine.
+func (c *Config) resolveWorkers() {
+	if c.Workers == 0 {
+		c.Workers = runtime.NumCPU()
+	}
+}
+
+// schedule is the configured learning-rate schedule.
+func (c Config) schedule() (optim.Schedule, error) {
+	return optim.ParseSchedule(c.Schedule, c.LR, c.Milestones, c.LRFactor, c.Epochs, c.PerIter)
+}
+
+// checkpointDue reports whether a checkpoint is saved after epoch (0-based):
+// every CheckpointEvery epochs and after the last, when there is a place.
+func (t *trainingRun) checkpointDue(epoch int) bool {
+	every := t.cfg.CheckpointEvery
+	return t.cfg.CheckpointDir != "" && every > 0 && ((epoch+1)%every == 0 || epoch == t.cfg.Epochs-1)
+}
+
+// batchesPerEpoch is the number of batches of every epoch (the last one partial).
+func (t *trainingRun) batchesPerEpoch() int {
+	return (len(t.train.Labels) + t.cfg.Batch - 1) / t.cfg.Batch
 }
 
 // stream numbers of the random generators derived from the seed.
@@ -107,6 +149,8 @@ type trainingRun struct {
 	bank         *optim.SGLRBank
 
 	shuffleRNG, augmentRNG, attackRNG *rand.Rand
+	// the streams' sources, whose state a checkpoint saves
+	shufflePCG, augmentPCG, attackPCG *rand.PCG
 	attacker                          attack.Attacker
 
 	// per-batch scratch
@@ -117,6 +161,7 @@ type trainingRun struct {
 	bestEpoch     int
 	bestValRobust float64
 	curve         curveBuilder
+	resumedFrom   int // the checkpoint's epoch (1-based) when resumed, else 0
 }
 
 // epochRow is one row of the curve.
@@ -130,16 +175,17 @@ type epochRow struct {
 func newTrainingRun(cfg Config, train, val *artifacts.Dataset, given *artifacts.Labels, seed uint64) (*trainingRun, error) {
 	t := &trainingRun{
 		cfg: cfg, train: train, val: val, k: cfg.Arch.Classes, d: cfg.Arch.InputSize(), seed: seed,
-		shuffleRNG:    rand.New(rand.NewPCG(seed, streamShuffle)),
-		augmentRNG:    rand.New(rand.NewPCG(seed, streamAugment)),
-		attackRNG:     rand.New(rand.NewPCG(seed, streamAttack)),
+		shufflePCG:    rand.NewPCG(seed, streamShuffle),
+		augmentPCG:    rand.NewPCG(seed, streamAugment),
+		attackPCG:     rand.NewPCG(seed, streamAttack),
 		bestValRobust: math.Inf(-1),
 	}
+	t.shuffleRNG, t.augmentRNG, t.attackRNG = rand.New(t.shufflePCG), rand.New(t.augmentPCG), rand.New(t.attackPCG)
 	var err error
 	if t.weights, err = model.Init(cfg.Arch, seed); err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
-	if t.sched, err = optim.ParseSchedule(cfg.Schedule, cfg.LR, cfg.Milestones, cfg.LRFactor, cfg.Epochs, cfg.PerIter); err != nil {
+	if t.sched, err = cfg.schedule(); err != nil {
 		return nil, err
 	}
 	t.sgd = optim.NewSGD(t.weights.Params, cfg.Momentum, cfg.WeightDecay, cfg.Nesterov)
@@ -200,8 +246,9 @@ func (t *trainingRun) setUpTargets(given *artifacts.Labels) error {
 	return nil
 }
 
-// epoch trains one epoch (0-based) and validates when due.
-func (t *trainingRun) epoch(ctx context.Context, epoch int) (epochRow, error) {
+// trainEpoch trains one epoch (0-based) and returns its row's training
+// figures; finishEpoch completes it.
+func (t *trainingRun) trainEpoch(ctx context.Context, epoch int) (epochRow, error) {
 	start := time.Now()
 	cfg := t.cfg
 	batches := model.Batches(len(t.train.Labels), cfg.Batch, true, t.shuffleRNG)
@@ -232,20 +279,37 @@ func (t *trainingRun) epoch(ctx context.Context, epoch int) (epochRow, error) {
 	if adversarial {
 		row.trainRobust = float64(advRight) / float64(seen)
 	}
-	if (epoch+1)%cfg.ValEvery == 0 || epoch == cfg.Epochs-1 {
+	row.recovered, _ = stages.Recovered(t.currentTargets(), t.k, t.train.CleanLabels, t.train.Flipped)
+	row.seconds = time.Since(start).Seconds()
+	return row, nil
+}
+
+// finishEpoch validates epoch (0-based) when due, keeps the best model,
+// appends the epoch's row to the curve and reports progress. Validation
+// depends only on the weights and the epoch, so a resumed run that validates
+// the checkpoint's pending epoch gets what the uninterrupted run got.
+func (t *trainingRun) finishEpoch(ctx context.Context, epoch int, row epochRow, progress stages.Progress) error {
+	start := time.Now()
+	if (epoch+1)%t.cfg.ValEvery == 0 || epoch == t.cfg.Epochs-1 {
 		var err error
 		row.valClean, row.valRobust, err = t.validate(ctx, epoch)
 		if err != nil {
-			return row, err
+			return err
 		}
 		// Ties keep the earlier epoch: a later epoch must do strictly better.
 		if row.valRobust > t.bestValRobust {
 			t.best, t.bestEpoch, t.bestValRobust = t.weights.Clone(), epoch+1, row.valRobust
 		}
 	}
-	row.recovered, _ = stages.Recovered(t.currentTargets(), t.k, t.train.CleanLabels, t.train.Flipped)
-	row.seconds = time.Since(start).Seconds()
-	return row, nil
+	row.seconds += time.Since(start).Seconds()
+	t.curve.append(row)
+	progress.Add(1)
+	status := fmt.Sprintf("loss %.3g", row.trainLoss)
+	if !math.IsNaN(row.valRobust) {
+		status += fmt.Sprintf(" val rob %.1f%%", 100*row.valRobust)
+	}
+	progress.Status(status)
+	return nil
 }
 
 // batchStats is what one training step measured.
@@ -403,7 +467,7 @@ func (t *trainingRun) result() (*Result, error) {
 	res := &Result{
 		Best: t.best, Final: t.weights, BestEpoch: t.bestEpoch, BestValRobust: t.bestValRobust,
 		Curve: t.curve.table(t.cfg), EpochSeconds: t.curve.seconds(),
-		Workers: t.cfg.Workers,
+		Workers: t.cfg.Workers, ResumedFrom: t.resumedFrom,
 	}
 	res.Recovered, res.Flipped = stages.Recovered(soft, k, t.train.CleanLabels, t.train.Flipped)
 	meta := map[string]string{"stage": "train", "labels": t.cfg.Labels, "method": t.cfg.Method,

@@ -76,6 +76,7 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 	if err != nil {
 		return err
 	}
+	cfg.CheckpointDir = env.Checkpoints
 	trainSet, err := env.ReadDataset("train")
 	if err != nil {
 		return err
@@ -133,6 +134,9 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 	env.Report("best_val_robust_acc", res.BestValRobust)
 	env.Report("final_val_robust_acc", finalRobust)
 	env.Report("workers", res.Workers)
+	if res.ResumedFrom > 0 {
+		env.Report("resumed_from_epoch", res.ResumedFrom)
+	}
 	total := 0.0
 	for _, s := range res.EpochSeconds {
 		total += s

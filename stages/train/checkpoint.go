@@ -1,0 +1,285 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/gob"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/sglr-pipe/sglr-pipe/artifacts"
+	"github.com/sglr-pipe/sglr-pipe/nn/optim"
+)
+
+// A checkpoint is the full state of a training run after the training part
+// of one epoch, before that epoch's validation: the weights (with BatchNorm
+// statistics), the optimiser's momentum, the SGLR bank, the three random
+// streams, the best model so far and the curve of the epochs before. Resuming
+// validates the pending epoch if the resumed run validates it (a longer run
+// may not, where the shorter one validated its last epoch), so a checkpoint
+// taken at the end of a 60-epoch run continues an 80-epoch one exactly as if
+// it had run from the start.
+//
+// The file is "sglr-checkpoint/1\n", a gob-encoded checkpointHeader, a
+// gob-encoded checkpointBody and the sha256 of everything before it. It is
+// written atomically and checked in full before any of it is used: a
+// checkpoint that does not verify is removed and training starts over.
+const checkpointMagic = "sglr-checkpoint/1\n"
+
+// checkpointHeader is what decides whether a checkpoint fits a run; plan
+// reads only this part.
+type checkpointHeader struct {
+	// Fingerprint is the sha256 of the run's configuration less its epochs
+	// (configFingerprint): the schedule's milestones, the SGLR warm-up and
+	// every other setting must be the same.
+	Fingerprint string
+	Epochs      int    // epochs of the run that wrote it
+	Epoch       int    // epochs whose training part is done (1-based; the last one's validation is pending)
+	Batches     int    // batches per epoch
+	LRDigest    string // sha256 of the learning rate of every batch of the epochs done (lrDigest)
+}
+
+// checkpointBody is the state itself.
+type checkpointBody struct {
+	Names         []string    // parameter names, in order, for a clear mismatch message
+	Weights       [][]float32 // every parameter and buffer, in state_dict order
+	Momentum      [][]float32 // SGD momentum buffers (nil before the first step, or for buffers)
+	Best          [][]float32 // weights of the best epoch so far; nil when none was validated yet
+	BestEpoch     int
+	BestValRobust float64
+	Bank, History []float32 // SGLR bank and its history (nil for other label strategies)
+	Shuffle       []byte    // the random streams' PCG states
+	Augment       []byte
+	Attack        []byte
+	Rows          []checkpointRow // the finished epochs
+	Pending       checkpointRow   // the epoch whose validation is pending (its training figures)
+}
+
+// checkpointRow is an epochRow with exported fields, for gob.
+type checkpointRow struct {
+	Epoch                                  int
+	LR, TrainLoss, TrainClean, TrainRobust float64
+	ValClean, ValRobust, Seconds           float64
+	Recovered                              float64
+}
+
+func toCheckpointRow(r epochRow) checkpointRow {
+	return checkpointRow{r.epoch, r.lr, r.trainLoss, r.trainClean, r.trainRobust, r.valClean, r.valRobust, r.seconds, r.recovered}
+}
+
+func (r checkpointRow) epochRow() epochRow {
+	return epochRow{r.Epoch, r.LR, r.TrainLoss, r.TrainClean, r.TrainRobust, r.ValClean, r.ValRobust, r.Seconds, r.Recovered}
+}
+
+// checkpointFile is the file a run of epochs epochs writes in dir. Runs of
+// one family (pipeline.ResumeFamily) differ only in epochs, so each keeps
+// its own file and none overwrites a longer run's progress.
+func checkpointFile(dir string, epochs int) string {
+	return filepath.Join(dir, "epochs-"+strconv.Itoa(epochs)+".ckpt")
+}
+
+// saveCheckpoint writes the run's state after the training part of epoch
+// (0-based), whose figures so far are pending.
+func (t *trainingRun) saveCheckpoint(epoch int, pending epochRow) error {
+	h := checkpointHeader{
+		Fingerprint: configFingerprint(t.cfg), Epochs: t.cfg.Epochs, Epoch: epoch + 1,
+		Batches: t.batchesPerEpoch(), LRDigest: lrDigest(t.sched, epoch+1, t.batchesPerEpoch()),
+	}
+	b := checkpointBody{BestEpoch: t.bestEpoch, BestValRobust: t.bestValRobust, Pending: toCheckpointRow(pending)}
+	for _, p := range t.weights.Params {
+		b.Names = append(b.Names, p.Name)
+		b.Weights = append(b.Weights, p.Data)
+	}
+	b.Momentum = t.sgd.State()
+	if t.best != nil {
+		for _, p := range t.best.Params {
+			b.Best = append(b.Best, p.Data)
+		}
+	}
+	if t.bank != nil {
+		b.Bank, b.History = t.bank.State()
+	}
+	var err error
+	if b.Shuffle, err = t.shufflePCG.MarshalBinary(); err != nil {
+		return err
+	}
+	if b.Augment, err = t.augmentPCG.MarshalBinary(); err != nil {
+		return err
+	}
+	if b.Attack, err = t.attackPCG.MarshalBinary(); err != nil {
+		return err
+	}
+	for _, r := range t.curve.rows {
+		b.Rows = append(b.Rows, toCheckpointRow(r))
+	}
+	path := checkpointFile(t.cfg.CheckpointDir, t.cfg.Epochs)
+	err = artifacts.WriteAtomic(path, 0o644, func(w io.Writer) error {
+		sum := sha256.New()
+		mw := io.MultiWriter(w, sum)
+		if _, err := io.WriteString(mw, checkpointMagic); err != nil {
+			return err
+		}
+		enc := gob.NewEncoder(mw)
+		if err := enc.Encode(h); err != nil {
+			return err
+		}
+		if err := enc.Encode(b); err != nil {
+			return err
+		}
+		_, err := w.Write(sum.Sum(nil))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("save checkpoint %s: %w", path, err)
+	}
+	return nil
+}
+
+// fits reports why a checkpoint with header h cannot continue a run of cfg
+// with batches batches per epoch and schedule sched, or "" when it can.
+func (h checkpointHeader) fits(cfg Config, sched optim.Schedule, batches int) string {
+	switch {
+	case h.Fingerprint != configFingerprint(cfg):
+		return "its settings differ"
+	case h.Epoch > cfg.Epochs:
+		return fmt.Sprintf("it is at epoch %d, past this run's %d", h.Epoch, cfg.Epochs)
+	case h.Batches != batches:
+		return fmt.Sprintf("it has %d batches per epoch, this run %d", h.Batches, batches)
+	case h.LRDigest != lrDigest(sched, h.Epoch, batches):
+		return fmt.Sprintf("the learning rates of its %d epochs differ (the schedule depends on epochs: give milestones explicitly to extend a run)", h.Epoch)
+	}
+	return ""
+}
+
+// readCheckpointHeader reads the magic and header of the checkpoint at path,
+// without verifying the rest (see readCheckpoint).
+func readCheckpointHeader(path string) (checkpointHeader, error) {
+	var h checkpointHeader
+	f, err := os.Open(path)
+	if err != nil {
+		return h, err
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	magic := make([]byte, len(checkpointMagic))
+	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != checkpointMagic {
+		return h, fmt.Errorf("%s is not a training checkpoint", path)
+	}
+	if err := gob.NewDecoder(r).Decode(&h); err != nil {
+		return h, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	return h, nil
+}
+
+// readCheckpoint reads and verifies the whole checkpoint at path: its bytes
+// must hash to the trailer before anything is decoded.
+func readCheckpoint(path string) (checkpointHeader, checkpointBody, error) {
+	var h checkpointHeader
+	var b checkpointBody
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return h, b, err
+	}
+	if len(data) < len(checkpointMagic)+sha256.Size || !bytes.HasPrefix(data, []byte(checkpointMagic)) {
+		return h, b, fmt.Errorf("checkpoint %s is cut or not a checkpoint", path)
+	}
+	payload, trailer := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
+	if sum := sha256.Sum256(payload); !bytes.Equal(sum[:], trailer) {
+		return h, b, fmt.Errorf("checkpoint %s is corrupt: its bytes do not hash to its trailer", path)
+	}
+	dec := gob.NewDecoder(bytes.NewReader(payload[len(checkpointMagic):]))
+	if err := dec.Decode(&h); err != nil {
+		return h, b, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	if err := dec.Decode(&b); err != nil {
+		return h, b, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	return h, b, nil
+}
+
+// bestCheckpoint returns the path and header of the checkpoint in dir that
+// is furthest along among those that fit cfg (see fits), or "" when none
+// does. Files it cannot read are skipped; plan and the run both use it.
+func bestCheckpoint(dir string, cfg Config, sched optim.Schedule, batches int) (string, checkpointHeader) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", checkpointHeader{}
+	}
+	var best string
+	var bestH checkpointHeader
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".ckpt") {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		h, err := readCheckpointHeader(path)
+		if err != nil || h.fits(cfg, sched, batches) != "" {
+			continue
+		}
+		if best == "" || h.Epoch > bestH.Epoch {
+			best, bestH = path, h
+		}
+	}
+	return best, bestH
+}
+
+// configFingerprint is the sha256 of cfg as JSON with the fields that may
+// differ between runs sharing checkpoints cleared: Epochs, the checkpoint
+// settings, and the data-given Arch.Input and Arch.Classes (the data is
+// already in the checkpoint family through the input digests).
+func configFingerprint(cfg Config) string {
+	cfg.Epochs = 0
+	cfg.CheckpointEvery, cfg.CheckpointDir = 0, ""
+	cfg.Arch.Input, cfg.Arch.Classes = nil, 0
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return "unencodable: " + err.Error()
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// lrDigest is the sha256 of the learning rate of every batch of the first
+// epochs epochs, as float64 bits.
+func lrDigest(sched optim.Schedule, epochs, batches int) string {
+	h := sha256.New()
+	var buf [8]byte
+	for e := range epochs {
+		for bi := range batches {
+			binary.LittleEndian.PutUint64(buf[:], math.Float64bits(sched.LR(e, bi, batches)))
+			h.Write(buf[:])
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// errNoCheckpoint is returned by resume when there is nothing to resume.
+var errNoCheckpoint = errors.New("no checkpoint fits")
+
+// checkpointShapes checks that b holds a model laid out as t's.
+func (t *trainingRun) checkpointShapes(b checkpointBody) error {
+	ps := t.weights.Params
+	if len(b.Weights) != len(ps) || len(b.Names) != len(ps) {
+		return fmt.Errorf("it holds %d tensors, the model %d", len(b.Weights), len(ps))
+	}
+	if b.Best != nil && len(b.Best) != len(ps) {
+		return fmt.Errorf("its best model holds %d tensors, the model %d", len(b.Best), len(ps))
+	}
+	for i, p := range ps {
+		if b.Names[i] != p.Name || len(b.Weights[i]) != len(p.Data) || (b.Best != nil && len(b.Best[i]) != len(p.Data)) {
+			return fmt.Errorf("tensor %d is %s of %d values, the model's %s has %d", i, b.Names[i], len(b.Weights[i]), p.Name, len(p.Data))
+		}
+	}
+	return nil
+}
