@@ -1,23 +1,19 @@
 package train
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/gob"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
-	"github.com/sglr-pipe/sglr-pipe/artifacts"
+	"github.com/sglr-pipe/sglr-pipe/stages/internal/checkpoint"
 	"github.com/sglr-pipe/sglr-pipe/nn/optim"
 )
 
@@ -30,10 +26,10 @@ import (
 // taken at the end of a 60-epoch run continues an 80-epoch one exactly as if
 // it had run from the start.
 //
-// The file is "sglr-checkpoint/1\n", a gob-encoded checkpointHeader, a
-// gob-encoded checkpointBody and the sha256 of everything before it. It is
-// written atomically and checked in full before any of it is used: a
-// checkpoint that does not verify is removed and training starts over.
+// The file (see stages/internal/checkpoint) holds a checkpointHeader and a
+// checkpointBody. It is written atomically and checked in full before any of
+// it is used: a checkpoint that does not verify is removed and training
+// starts over.
 const checkpointMagic = "sglr-checkpoint/1\n"
 
 // checkpointHeader is what decides whether a checkpoint fits a run; plan
@@ -122,27 +118,7 @@ func (t *trainingRun) saveCheckpoint(epoch int, pending epochRow) error {
 	for _, r := range t.curve.rows {
 		b.Rows = append(b.Rows, toCheckpointRow(r))
 	}
-	path := checkpointFile(t.cfg.CheckpointDir, t.cfg.Epochs)
-	err = artifacts.WriteAtomic(path, 0o644, func(w io.Writer) error {
-		sum := sha256.New()
-		mw := io.MultiWriter(w, sum)
-		if _, err := io.WriteString(mw, checkpointMagic); err != nil {
-			return err
-		}
-		enc := gob.NewEncoder(mw)
-		if err := enc.Encode(h); err != nil {
-			return err
-		}
-		if err := enc.Encode(b); err != nil {
-			return err
-		}
-		_, err := w.Write(sum.Sum(nil))
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("save checkpoint %s: %w", path, err)
-	}
-	return nil
+	return checkpoint.Write(checkpointFile(t.cfg.CheckpointDir, t.cfg.Epochs), checkpointMagic, h, b)
 }
 
 // fits reports why a checkpoint with header h cannot continue a run of cfg
@@ -161,50 +137,20 @@ func (h checkpointHeader) fits(cfg Config, sched optim.Schedule, batches int) st
 	return ""
 }
 
-// readCheckpointHeader reads the magic and header of the checkpoint at path,
-// without verifying the rest (see readCheckpoint).
+// readCheckpointHeader reads the header of the checkpoint at path, without
+// verifying the rest (see readCheckpoint).
 func readCheckpointHeader(path string) (checkpointHeader, error) {
 	var h checkpointHeader
-	f, err := os.Open(path)
-	if err != nil {
-		return h, err
-	}
-	defer f.Close()
-	r := bufio.NewReader(f)
-	magic := make([]byte, len(checkpointMagic))
-	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != checkpointMagic {
-		return h, fmt.Errorf("%s is not a training checkpoint", path)
-	}
-	if err := gob.NewDecoder(r).Decode(&h); err != nil {
-		return h, fmt.Errorf("checkpoint %s: %w", path, err)
-	}
-	return h, nil
+	err := checkpoint.ReadFirst(path, checkpointMagic, &h)
+	return h, err
 }
 
-// readCheckpoint reads and verifies the whole checkpoint at path: its bytes
-// must hash to the trailer before anything is decoded.
+// readCheckpoint reads and verifies the whole checkpoint at path.
 func readCheckpoint(path string) (checkpointHeader, checkpointBody, error) {
 	var h checkpointHeader
 	var b checkpointBody
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return h, b, err
-	}
-	if len(data) < len(checkpointMagic)+sha256.Size || !bytes.HasPrefix(data, []byte(checkpointMagic)) {
-		return h, b, fmt.Errorf("checkpoint %s is cut or not a checkpoint", path)
-	}
-	payload, trailer := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
-	if sum := sha256.Sum256(payload); !bytes.Equal(sum[:], trailer) {
-		return h, b, fmt.Errorf("checkpoint %s is corrupt: its bytes do not hash to its trailer", path)
-	}
-	dec := gob.NewDecoder(bytes.NewReader(payload[len(checkpointMagic):]))
-	if err := dec.Decode(&h); err != nil {
-		return h, b, fmt.Errorf("checkpoint %s: %w", path, err)
-	}
-	if err := dec.Decode(&b); err != nil {
-		return h, b, fmt.Errorf("checkpoint %s: %w", path, err)
-	}
-	return h, b, nil
+	err := checkpoint.Read(path, checkpointMagic, &h, &b)
+	return h, b, err
 }
 
 // bestCheckpoint returns the path and header of the checkpoint in dir that
