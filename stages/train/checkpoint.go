@@ -13,8 +13,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sglr-pipe/sglr-pipe/stages/internal/checkpoint"
 	"github.com/sglr-pipe/sglr-pipe/nn/optim"
+	"github.com/sglr-pipe/sglr-pipe/stages/internal/checkpoint"
 )
 
 // A checkpoint is the full state of a training run after the training part
