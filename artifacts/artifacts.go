@@ -119,4 +119,9 @@ type RunInstance struct {
 	Outputs map[string]Digest   `json:"outputs,omitempty"`
 	Error   string              `json:"error,omitempty"`
 	Seconds float64             `json:"seconds"`
+	// Params are the instance's parameters with defaults filled in, so that
+	// `diff` can compare two runs without the action cache (failed
+	// instances have no action). Records written before this field existed
+	// lack it; readers then fall back to the action under Key.
+	Params map[string]any `json:"params,omitempty"`
 }

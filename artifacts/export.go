@@ -23,8 +23,11 @@ import (
 // columns [N, n] — except a dataset's image column, which becomes
 // [N, C, H, W] from its sglr.shape, and a model's tensor columns, which
 // become float32 arrays of the tensor's own shape (no row dimension) — and
-// utf8 columns <U arrays. A column of any other type, or holding nulls, is
-// an error naming it. (ExportNPZ is the PyTorch-ready form of a model.)
+// utf8 columns <U arrays. Int32 columns (the class indices label,
+// clean_label and hard) become int64 arrays: PyTorch's F.cross_entropy and
+// F.nll_loss take class indices only as int64, so the labels feed a loss
+// without a cast. A column of any other type, or holding nulls, is an error
+// naming it. (ExportNPZ is the PyTorch-ready form of a model.)
 func ExportNPY(r ReadAtSeeker, dir string) ([]string, error) {
 	var paths []string
 	err := decodeIPC(r, "", func(f *ipcFile) error {
@@ -209,17 +212,16 @@ func writeModelCSV(cw *csv.Writer, plan *exportPlan) error {
 	return cw.Error()
 }
 
-// npyDescr is the NumPy dtype of a scalar Arrow type (strings: "<U", completed
-// with the longest length when writing).
+// npyDescr is the NumPy dtype a scalar Arrow type exports as (strings: "<U",
+// completed with the longest length when writing). Int32 widens to int64
+// ("<i8"), the dtype PyTorch wants for class indices (see ExportNPY).
 func npyDescr(dt arrow.DataType) (string, bool) {
 	switch dt.ID() {
 	case arrow.INT8:
 		return "|i1", true
 	case arrow.INT16:
 		return "<i2", true
-	case arrow.INT32:
-		return "<i4", true
-	case arrow.INT64:
+	case arrow.INT32, arrow.INT64:
 		return "<i8", true
 	case arrow.UINT8:
 		return "|u1", true
@@ -346,7 +348,7 @@ func writeNPYValues(w io.Writer, arr arrow.Array, start, end, width int) error {
 	case *array.Int16:
 		return writeLE(w, a.Int16Values()[start:end])
 	case *array.Int32:
-		return writeLE(w, a.Int32Values()[start:end])
+		return writeInt64s(w, a.Int32Values()[start:end])
 	case *array.Int64:
 		return writeLE(w, a.Int64Values()[start:end])
 	case *array.Uint8:
@@ -396,6 +398,24 @@ func writeLE[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64 |
 	for len(vals) > 0 {
 		n := min(chunk, len(vals))
 		if err := binary.Write(w, binary.LittleEndian, vals[:n]); err != nil {
+			return err
+		}
+		vals = vals[n:]
+	}
+	return nil
+}
+
+// writeInt64s writes int32 values widened to int64 little endian (see
+// npyDescr), in chunks to bound the scratch memory.
+func writeInt64s(w io.Writer, vals []int32) error {
+	const chunk = 1 << 16
+	buf := make([]int64, min(chunk, len(vals)))
+	for len(vals) > 0 {
+		n := min(chunk, len(vals))
+		for i, v := range vals[:n] {
+			buf[i] = int64(v)
+		}
+		if err := writeLE(w, buf[:n]); err != nil {
 			return err
 		}
 		vals = vals[n:]

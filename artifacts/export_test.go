@@ -99,9 +99,13 @@ func TestExportNPY(t *testing.T) {
 		{"dataset", encodeDataset(t, d), map[string]npyArray{
 			"id.npy":          {descr: "<i8", shape: []int{4}, values: toFloat64s(d.IDs)},
 			"image.npy":       {descr: "<f4", shape: []int{4, 1, 2, 3}, values: toFloat64s(d.Images)},
-			"label.npy":       {descr: "<i4", shape: []int{4}, values: toFloat64s(d.Labels)},
-			"clean_label.npy": {descr: "<i4", shape: []int{4}, values: toFloat64s(d.CleanLabels)},
+			"label.npy":       {descr: "<i8", shape: []int{4}, values: toFloat64s(d.Labels)}, // int32 widens to int64 for PyTorch's losses
+			"clean_label.npy": {descr: "<i8", shape: []int{4}, values: toFloat64s(d.CleanLabels)},
 			"flipped.npy":     {descr: "|b1", shape: []int{4}, values: []float64{0, 1, 0, 0}},
+		}},
+		{"hard labels", encodeLabels(t, sampleLabels(3, true, false)), map[string]npyArray{
+			"id.npy":   {descr: "<i8", shape: []int{3}, values: []float64{0, 3, 6}},
+			"hard.npy": {descr: "<i8", shape: []int{3}, values: []float64{0, 1, 2}},
 		}},
 		{"soft labels", encodeLabels(t, sampleLabels(3, false, true)), map[string]npyArray{
 			"id.npy":   {descr: "<i8", shape: []int{3}, values: []float64{0, 3, 6}},
@@ -145,8 +149,31 @@ func TestExportNPY(t *testing.T) {
 				}
 			}
 			checkWithNumpy(t, paths, tt.want)
+			if tt.name == "dataset" {
+				checkLabelsFeedCrossEntropy(t, filepath.Join(dir, "label.npy"))
+			}
 		})
 	}
+}
+
+// checkLabelsFeedCrossEntropy passes the exported labels to PyTorch's
+// F.cross_entropy as np.load returns them, without a cast (PyTorch rejects
+// int32 class indices), when /usr/bin/python3 has torch.
+func checkLabelsFeedCrossEntropy(t *testing.T, labelPath string) {
+	t.Run("torch cross_entropy", func(t *testing.T) {
+		python := pythonWith(t, "numpy", "torch")
+		script := `import sys, numpy as np, torch, torch.nn.functional as F
+y = torch.from_numpy(np.load(sys.argv[1], allow_pickle=False))
+loss = F.cross_entropy(torch.zeros(y.shape[0], int(y.max()) + 1), y)
+print(y.dtype, round(loss.item(), 4))`
+		out, err := exec.Command(python, "-c", script, labelPath).CombinedOutput()
+		if err != nil {
+			t.Fatalf("F.cross_entropy on the exported labels: %v\n%s", err, out)
+		}
+		if got := strings.TrimSpace(string(out)); !strings.HasPrefix(got, "torch.int64 ") {
+			t.Errorf("PyTorch reads the labels as %q, want torch.int64", got)
+		}
+	})
 }
 
 func TestExportCSV(t *testing.T) {
@@ -232,7 +259,7 @@ func parseNPY(raw []byte) (npyArray, error) {
 			a.values = append(a.values, float64(math.Float32frombits(binary.LittleEndian.Uint32(cell))))
 		case "<f8":
 			a.values = append(a.values, math.Float64frombits(binary.LittleEndian.Uint64(cell)))
-		case "|b1":
+		case "|b1", "|u1":
 			a.values = append(a.values, float64(cell[0]))
 		default:
 			if a.descr[1] != 'U' {
@@ -296,7 +323,7 @@ print(json.dumps(out))`
 	})
 }
 
-func toFloat64s[T int32 | int64 | float32](v []T) []float64 {
+func toFloat64s[T uint8 | int32 | int64 | float32](v []T) []float64 {
 	out := make([]float64, len(v))
 	for i, x := range v {
 		out[i] = float64(x)

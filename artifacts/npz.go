@@ -15,18 +15,34 @@ import (
 // turns it back into int64.
 const NumBatchesTrackedName = "num_batches_tracked"
 
+// NPZArchKey is the key, in a model's .npz archive, of the architecture: the
+// artifact's Arch JSON (MetaArch) as a 1-D uint8 array of its UTF-8 bytes,
+// stored as the zip entry "__arch__.json.npy". A uint8 array, unlike a
+// string array, reads back byte-exact in every NumPy without allow_pickle
+// (np.load(f)["__arch__.json"].tobytes().decode()), and torch.from_numpy
+// accepts it, so a loop over np.load(f).items() does not fail on it. Keys
+// beginning with "__" are the archive's metadata, never state_dict entries:
+// bench/torch_models.py (load_npz, read_npz) skips them.
+const NPZArchKey = "__arch__.json"
+
+// npzMetaPrefix starts every metadata key of a model .npz; no tensor name
+// may begin with it.
+const npzMetaPrefix = "__"
+
 // ExportNPZ writes the model artifact read from r as a NumPy .npz archive (a
 // zip of stored, uncompressed .npy files) holding one array per tensor,
-// named "<tensor name>.npy", in the model's tensor order. Tensors keep their
-// PyTorch shape and are float32, except the BatchNorm counters
-// (NumBatchesTrackedName), which become int64 scalars as in a PyTorch
-// state_dict. So a model loads into PyTorch without torch.load:
+// named "<tensor name>.npy", in the model's tensor order, then the
+// architecture under NPZArchKey. Tensors keep their PyTorch shape and are
+// float32, except the BatchNorm counters (NumBatchesTrackedName), which
+// become int64 scalars as in a PyTorch state_dict. So a model loads into
+// PyTorch without torch.load and without restating its architecture:
 //
-//	sd = {k: torch.from_numpy(v) for k, v in np.load(f).items()}
-//	model.load_state_dict(sd)
+//	import torch_models                      # bench/torch_models.py
+//	model = torch_models.load_npz(f)         # built from __arch__.json, eval mode
 //
 // Equal models give equal bytes. An artifact of another kind is an error
-// wrapping ErrCorrupt that names its kind.
+// wrapping ErrCorrupt that names its kind; a tensor whose name begins with
+// "__" (reserved for metadata) is an error naming it.
 func ExportNPZ(r ReadAtSeeker, w io.Writer) error {
 	m, err := ReadModel(r)
 	if err != nil {
@@ -38,14 +54,17 @@ func ExportNPZ(r ReadAtSeeker, w io.Writer) error {
 	return nil
 }
 
-// writeNPZ writes the tensors of the (valid) model m as an .npz archive.
+// writeNPZ writes the tensors of the (valid) model m, then its
+// architecture, as an .npz archive.
 func writeNPZ(w io.Writer, m *Model) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	zw := zip.NewWriter(bw)
 	for i := range m.Tensors {
 		t := &m.Tensors[i]
-		// A zero Modified time keeps the archive free of timestamps.
-		entry, err := zw.CreateHeader(&zip.FileHeader{Name: t.Name + ".npy", Method: zip.Store})
+		if strings.HasPrefix(t.Name, npzMetaPrefix) {
+			return fmt.Errorf("tensor %q: names beginning with %q are reserved for the archive's metadata", t.Name, npzMetaPrefix)
+		}
+		entry, err := createNPZEntry(zw, t.Name)
 		if err != nil {
 			return fmt.Errorf("tensor %q: %w", t.Name, err)
 		}
@@ -53,10 +72,27 @@ func writeNPZ(w io.Writer, m *Model) error {
 			return fmt.Errorf("tensor %q: %w", t.Name, err)
 		}
 	}
+	entry, err := createNPZEntry(zw, NPZArchKey)
+	if err == nil {
+		arch := []byte(m.Arch)
+		if err = writeNPYHeader(entry, "|u1", []int{len(arch)}); err == nil {
+			_, err = entry.Write(arch)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("architecture %s: %w", NPZArchKey, err)
+	}
 	if err := zw.Close(); err != nil {
 		return err
 	}
 	return bw.Flush()
+}
+
+// createNPZEntry starts the stored (uncompressed) entry "<key>.npy", which
+// np.load lists as key. A zero Modified time keeps the archive free of
+// timestamps.
+func createNPZEntry(zw *zip.Writer, key string) (io.Writer, error) {
+	return zw.CreateHeader(&zip.FileHeader{Name: key + ".npy", Method: zip.Store})
 }
 
 // writeTensorNPY writes t as one .npy file: float32 in its shape, or an

@@ -83,6 +83,10 @@ func TestExportNPZ(t *testing.T) {
 	}
 	// PyTorch keeps the BatchNorm counter as an int64 scalar.
 	want["bn.num_batches_tracked.npy"] = npyArray{descr: "<i8", shape: nil, values: []float64{7}}
+	// The architecture follows the tensors, as the uint8 bytes of its JSON.
+	archEntry := NPZArchKey + ".npy"
+	wantNames = append(wantNames, archEntry)
+	want[archEntry] = npyArray{descr: "|u1", shape: []int{len(m.Arch)}, values: toFloat64s([]byte(m.Arch))}
 	if !reflect.DeepEqual(names, wantNames) {
 		t.Errorf("entries %v, want %v", names, wantNames)
 	}
@@ -104,7 +108,9 @@ func TestExportNPZ(t *testing.T) {
 		}
 		script := `import json, sys, numpy as np
 with np.load(sys.argv[1], allow_pickle=False) as z:
-    print(json.dumps({k: {"descr": z[k].dtype.str, "shape": list(z[k].shape), "values": z[k].ravel().tolist()} for k in z.files}))`
+    out = {k: {"descr": z[k].dtype.str, "shape": list(z[k].shape), "values": z[k].ravel().tolist()} for k in z.files}
+    out["arch text"] = {"text": z["` + NPZArchKey + `"].tobytes().decode("utf-8")}
+print(json.dumps(out))`
 		raw, err := exec.Command(python, "-c", script, path).Output()
 		if err != nil {
 			t.Fatalf("numpy could not load the archive: %v", err)
@@ -113,12 +119,17 @@ with np.load(sys.argv[1], allow_pickle=False) as z:
 			Descr  string
 			Shape  []int
 			Values []float64
+			Text   string
 		}
 		if err := json.Unmarshal(raw, &got); err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != len(m.Tensors) {
-			t.Errorf("numpy sees %d arrays, want %d", len(got), len(m.Tensors))
+		if text := got["arch text"].Text; text != m.Arch {
+			t.Errorf("numpy decodes %s as %q, want %q", NPZArchKey, text, m.Arch)
+		}
+		delete(got, "arch text")
+		if len(got) != len(want) {
+			t.Errorf("numpy sees %d arrays, want %d", len(got), len(want))
 		}
 		for name, w := range want {
 			g := got[strings.TrimSuffix(name, ".npy")]
@@ -136,6 +147,8 @@ func TestExportNPZErrors(t *testing.T) {
 		m.Tensor("bn.num_batches_tracked").Data[0] = v
 		return encodeModel(t, m)
 	}
+	reserved := sampleModel()
+	reserved.Tensors[0].Name = NPZArchKey
 	tests := []struct {
 		name    string
 		data    []byte
@@ -146,6 +159,7 @@ func TestExportNPZErrors(t *testing.T) {
 		{"garbage", []byte("PK\x03\x04 not arrow"), true, "not an Arrow IPC file"},
 		{"fractional counter", counter(1.5), false, `tensor "bn.num_batches_tracked": value 1.5`},
 		{"negative counter", counter(-2), false, "non-negative integer"},
+		{"reserved tensor name", encodeModel(t, reserved), false, `tensor "__arch__.json": names beginning with "__" are reserved`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,9 +173,10 @@ func TestExportNPZErrors(t *testing.T) {
 
 // TestExportNPZLoadsIntoTorch builds, for each architecture, a model with
 // the exact state_dict layout of bench/torch_models.py, exports it, and
-// loads the archive into the PyTorch module with load_state_dict(strict=True),
-// the way the export's documentation says. (Two Python runs in all: importing
-// torch takes a second.)
+// reads the archive back with torch_models.read_npz: the architecture must
+// be the artifact's, and the tensors must load into the module it builds
+// with load_state_dict(strict=True), dtypes and values unchanged. (Two
+// Python runs in all: importing torch takes a second.)
 func TestExportNPZLoadsIntoTorch(t *testing.T) {
 	python := pythonWith(t, "numpy", "torch")
 	bench, err := filepath.Abs(filepath.Join("..", "bench"))
@@ -218,13 +233,13 @@ print(json.dumps([[{"name": n, "shape": s, "buffer": b} for n, s, b, _ in state_
 import numpy as np, torch
 sys.dont_write_bytecode = True
 sys.path.insert(0, sys.argv[1])
-from torch_models import build
+from torch_models import build, read_npz
 loaded = {}
 for arch, path in zip(sys.argv[2::2], sys.argv[3::2]):
-    model = build(json.loads(arch))
+    stored, sd = read_npz(path)
+    assert stored == json.loads(arch), (stored, arch)
+    model = build(stored)
     before = {k: v.dtype for k, v in model.state_dict().items()}
-    with np.load(path, allow_pickle=False) as z:
-        sd = {k: torch.from_numpy(z[k]) for k in z.files}
     model.load_state_dict(sd, strict=True)
     for k, v in model.state_dict().items():
         assert v.dtype == before[k] == sd[k].dtype, (arch, k, v.dtype, before[k], sd[k].dtype)

@@ -3,6 +3,7 @@
 
     /usr/bin/python3 pgd_crosscheck.py MODEL.npz ARCH DATA [--eps E] [--step S]
                                        [--steps N] [--seed SEED] [--batch B]
+                                       [--norm linf|l2] [--no-random-start]
 
 MODEL.npz  a model exported with `sglr-pipe export REF --format npz` (its
            state_dict, see torch_models.py)
@@ -16,14 +17,21 @@ DATA       the samples, either
                y [N] integers.
 
 It prints one line of JSON,
-    {"clean_acc": ..., "pgd20_acc": ..., "n": ...}
+    {"clean_acc": ..., "pgd20_acc": ..., "n": ..., "norm": ...}
 with the accuracies as fractions in [0, 1] (like sglr-pipe's eval metrics).
 
-The attack is the L-inf PGD of Madry et al. 2018 as in the robust-overfitting
-reference (Rice et al. 2020, attack_pgd without early stop, one restart):
-delta ~ U(-eps, eps), x' = clamp(x + delta, 0, 1); then per step
-delta += step * sign(d CE(f(x'), y) / d x'), projected to [-eps, eps] and
-clipped so that x + delta stays in [0, 1]; the final iterate is evaluated.
+The attack is the PGD of Madry et al. 2018 as in the robust-overfitting
+reference (Rice et al. 2020, attack_pgd without early stop, one restart).
+--norm linf (the default): delta ~ U(-eps, eps), x' = clamp(x + delta, 0, 1);
+then per step delta += step * sign(d CE(f(x'), y) / d x'), projected to
+[-eps, eps] and clipped so that x + delta stays in [0, 1].
+--norm l2: delta = r * eps * g / ||g||_2 with g ~ N(0, I), r ~ U(0, 1) per
+sample, clipped to the box; then per step delta += step * grad / (||grad||_2
++ 1e-10) with grad the gradient of the per-sample cross-entropy, rescaled
+onto the L2 ball of radius eps (torch.renorm) and clipped to the box.
+--no-random-start starts from delta = 0 (then the attack is deterministic
+and sglr-pipe's PGD without random start must give the same iterates up to
+float rounding). The final iterate is evaluated.
 The model runs in eval mode in float32, in batches of --batch samples, with
 the random starts drawn after torch.manual_seed(--seed). --steps defaults to
 20 (hence "pgd20_acc"; the key keeps its name for other step counts).
@@ -67,7 +75,8 @@ def load_model(path, arch):
     model = build(arch).float()
     try:
         with np.load(path, allow_pickle=False) as z:
-            weights = {k: z[k] for k in z.files}
+            # Keys beginning with "__" (the architecture, __arch__.json) are metadata, not tensors.
+            weights = {k: z[k] for k in z.files if not k.startswith("__")}
     except (OSError, ValueError) as e:
         raise ValueError(f"model {path}: {e}") from e
     current = model.state_dict()
@@ -118,9 +127,13 @@ def load_data(path, arch):
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def pgd(model, x, y, eps, step, steps):
+def pgd(model, x, y, eps, step, steps, norm="linf", random_start=True):
     """The final PGD iterate for the batch x with labels y (see the module doc)."""
-    delta = torch.zeros_like(x).uniform_(-eps, eps)
+    if norm == "l2":
+        return pgd_l2(model, x, y, eps, step, steps, random_start)
+    delta = torch.zeros_like(x)
+    if random_start:
+        delta.uniform_(-eps, eps)
     delta = torch.min(torch.max(delta, -x), 1 - x)  # x + delta in [0, 1]
     for _ in range(steps):
         delta.requires_grad_(True)
@@ -132,18 +145,42 @@ def pgd(model, x, y, eps, step, steps):
     return (x + delta).detach()
 
 
-def evaluate(model, x, y, eps, step, steps, batch):
+def pgd_l2(model, x, y, eps, step, steps, random_start):
+    """The final L2 PGD iterate (Rice et al.'s attack_pgd, norm "l_2")."""
+    n = x.shape[0]
+    delta = torch.zeros_like(x)
+    if random_start:
+        delta.normal_()
+        norms = delta.view(n, -1).norm(p=2, dim=1).view(n, 1, 1, 1)
+        r = torch.zeros_like(norms).uniform_(0, 1)
+        delta *= r / norms * eps
+    delta = torch.min(torch.max(delta, -x), 1 - x)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        # Summed, so that each sample's gradient is its own loss's (the
+        # normalisation makes the scale irrelevant but for the 1e-10).
+        loss = F.cross_entropy(model(x + delta), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, delta)
+        with torch.no_grad():
+            g_norm = grad.view(n, -1).norm(p=2, dim=1).view(n, 1, 1, 1)
+            delta = delta + step * grad / (g_norm + 1e-10)
+            delta = delta.view(n, -1).renorm(p=2, dim=0, maxnorm=eps).view_as(x)
+            delta = torch.min(torch.max(delta, -x), 1 - x)
+    return (x + delta).detach()
+
+
+def evaluate(model, x, y, eps, step, steps, batch, norm="linf", random_start=True):
     """Clean and PGD accuracy (fractions) of model on x, y."""
     clean = robust = 0
     for lo in range(0, x.shape[0], batch):
         xb, yb = x[lo:lo + batch], y[lo:lo + batch]
         with torch.no_grad():
             clean += (model(xb).argmax(1) == yb).sum().item()
-        adv = pgd(model, xb, yb, eps, step, steps)
+        adv = pgd(model, xb, yb, eps, step, steps, norm, random_start)
         with torch.no_grad():
             robust += (model(adv).argmax(1) == yb).sum().item()
     n = x.shape[0]
-    return {"clean_acc": clean / n if n else 0.0, "pgd20_acc": robust / n if n else 0.0, "n": n}
+    return {"clean_acc": clean / n if n else 0.0, "pgd20_acc": robust / n if n else 0.0, "n": n, "norm": norm}
 
 
 def main(argv):
@@ -153,15 +190,19 @@ def main(argv):
     parser.add_argument("model", help="MODEL.npz from `sglr-pipe export REF --format npz`")
     parser.add_argument("arch", help="architecture spec: JSON text or a file holding it")
     parser.add_argument("data", help="dataset: npy export directory or .npz with x, y")
-    parser.add_argument("--eps", type=float, default=8 / 255, help="L-inf radius (default 8/255)")
+    parser.add_argument("--eps", type=float, default=8 / 255, help="radius in --norm (default 8/255)")
+    parser.add_argument("--norm", choices=["linf", "l2"], default="linf", help="threat model (default linf)")
+    parser.add_argument("--no-random-start", dest="random_start", action="store_false",
+                        help="start from the clean input instead of a random point of the ball")
     parser.add_argument("--step", type=float, default=None, help="step size (default eps/4)")
     parser.add_argument("--steps", type=int, default=20, help="PGD steps (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="torch.manual_seed of the random starts")
     parser.add_argument("--batch", type=int, default=256, help="samples per batch")
     args = parser.parse_args(argv[1:])
     step = args.eps / 4 if args.step is None else args.step
-    if not (0 <= args.eps <= 1) or not (0 <= step <= 1) or args.steps < 0 or args.batch < 1:
-        parser.error(f"want 0 <= eps, step <= 1, steps >= 0 and batch >= 1; got eps {args.eps}, "
+    max_eps = 1 if args.norm == "linf" else float("inf")
+    if not (0 <= args.eps <= max_eps) or not (0 <= step <= max_eps) or args.steps < 0 or args.batch < 1:
+        parser.error(f"want 0 <= eps, step (<= 1 for linf), steps >= 0 and batch >= 1; got eps {args.eps}, "
                      f"step {step}, steps {args.steps}, batch {args.batch}")
     try:
         arch = load_arch(args.arch)
@@ -173,7 +214,7 @@ def main(argv):
     for p in model.parameters():
         p.requires_grad_(False)  # only the input gradient is needed
     torch.manual_seed(args.seed)
-    print(json.dumps(evaluate(model, x, y, args.eps, step, args.steps, args.batch)))
+    print(json.dumps(evaluate(model, x, y, args.eps, step, args.steps, args.batch, args.norm, args.random_start)))
     return 0
 
 

@@ -1,8 +1,9 @@
 // Command autoattack times AutoAttack "standard" (APGD-CE, APGD-T, FAB-T,
-// Square with 5000 queries) of package nn on the quickstart model: an MLP
-// 784-128-128-10 PGD-AT-trained (eps 0.1, step 0.025, 5 steps, 30 epochs,
-// hard labels) on 1000 training images of the embedded fashion-mnist-mini
-// subset, attacked at eps 0.1 on the subset's 1000 test images. It prints
+// Square with 5000 queries) of package nn, in the threat model -norm (linf,
+// the default, l2 or l1), on the quickstart model: an MLP 784-128-128-10
+// PGD-AT-trained (eps 0.1, step 0.025, 5 steps, 30 epochs, hard labels) on
+// 1000 training images of the embedded fashion-mnist-mini subset, attacked
+// at -eps (0.1) on the subset's 1000 test images. It prints
 // the seconds, points broken and cumulative robust accuracy of each
 // component, the total, and the BLAS in use (ops.BLAS()).
 //
@@ -60,6 +61,7 @@ type options struct {
 	cpuprofile string
 	tsv        bool
 	forward    int
+	norm       string
 }
 
 func run(args []string) error {
@@ -69,7 +71,8 @@ func run(args []string) error {
 		"cached model file: read if it exists, else trained and written")
 	fs.IntVar(&o.epochs, "epochs", 30, "training epochs when the model is not cached")
 	fs.IntVar(&o.test, "n", 1000, "test points attacked (fashion-mnist-mini has 1000)")
-	fs.Float64Var(&o.eps, "eps", 0.1, "L∞ radius")
+	fs.Float64Var(&o.eps, "eps", 0.1, "radius in -norm")
+	fs.StringVar(&o.norm, "norm", "linf", "threat model: linf, l2 or l1 (AutoAttack standard for that norm)")
 	fs.IntVar(&o.batch, "batch", 256, "Evaluator chunk size (the eval stage's default)")
 	fs.IntVar(&o.workers, "workers", 0, "Evaluator workers; 0 = every core")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the attacks' generator")
@@ -85,6 +88,10 @@ func run(args []string) error {
 	if o.test < 1 || o.epochs < 1 || o.batch < 1 || o.workers < 0 || o.queries < 0 {
 		return fmt.Errorf("-n %d, -epochs %d, -batch %d must be >= 1 and -workers %d, -queries %d >= 0",
 			o.test, o.epochs, o.batch, o.workers, o.queries)
+	}
+	norm, err := attack.ParseNorm(o.norm)
+	if err != nil {
+		return fmt.Errorf("-norm: %w", err)
 	}
 	if o.workers == 0 {
 		o.workers = runtime.NumCPU()
@@ -120,7 +127,7 @@ func run(args []string) error {
 		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
-	cfg := attack.AutoAttackConfig{Eps: o.eps, Queries: o.queries}
+	cfg := attack.AutoAttackConfig{Eps: o.eps, Queries: o.queries, Norm: norm}
 	report, err := cfg.Run(ev, testSet.Images, testSet.Labels, n, rng, xAdv)
 	if err != nil {
 		return err
@@ -239,7 +246,7 @@ func printReport(o options, n int, r *attack.AutoAttackReport, total float64) {
 		fmt.Printf("total\t%.2f\t%d\t%.4f\n", total, 0, r.RobustAcc)
 		return
 	}
-	fmt.Printf("AutoAttack standard, eps %g, %d fashion-mnist-mini test points, MLP 784-128-128-10\n", o.eps, n)
+	fmt.Printf("AutoAttack standard (%s), eps %g, %d fashion-mnist-mini test points, MLP 784-128-128-10\n", o.norm, o.eps, n)
 	fmt.Printf("BLAS: %s; Evaluator batch %d, %d workers; GOMAXPROCS %d\n", ops.BLAS(), min(o.batch, n), o.workers, runtime.GOMAXPROCS(0))
 	fmt.Printf("%-8s %9s %7s %10s\n", "attack", "seconds", "broken", "robust %")
 	fmt.Printf("%-8s %9s %7s %10.1f\n", "clean", "", "", 100*r.CleanAcc)

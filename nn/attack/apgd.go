@@ -37,15 +37,17 @@ func (l APGDLoss) String() string {
 	}
 }
 
-// APGD configures Auto-PGD under an L∞ budget (Croce & Hein 2020, "Reliable
-// evaluation of adversarial robustness with an ensemble of diverse
-// parameter-free attacks", Algorithm 1, following the reference
-// autopgd_base.py):
+// APGD configures Auto-PGD (Croce & Hein 2020, "Reliable evaluation of
+// adversarial robustness with an ensemble of diverse parameter-free
+// attacks", Algorithm 1, following the reference autopgd_base.py) under an
+// L∞ or L2 budget, and l1-APGD under an L1 budget (see apgd_l1.go):
 //
-//   - start at x + eps·t/‖t‖∞, t uniform in [−1,1]^D, clipped to [0,1];
-//   - step size η = 2·eps; each iteration z = P(x_k + η·sign(∇f)), then
-//     x_{k+1} = P(x_k + α(z − x_k) + (1−α)(x_k − x_{k−1})), α = 0.75 (1 at
-//     the first step), P the projection to the eps-ball ∩ [0,1];
+//   - start at x + eps·t/‖t‖∞, t uniform in [−1,1]^D (L2: x + eps·g/‖g‖₂,
+//     g ~ N(0, I)), clipped to [0,1];
+//   - step size η = 2·eps; each iteration z = P(x_k + η·sign(∇f)) (L2:
+//     P(x_k + η·∇f/‖∇f‖₂)), then x_{k+1} = P(x_k + α(z − x_k) +
+//     (1−α)(x_k − x_{k−1})), α = 0.75 (1 at the first step), P the
+//     projection to the eps-ball ∩ [0,1] (L2: onto the ball, then clipped);
 //   - checkpoints after windows of 0.22·N iterations, each next window 0.03·N
 //     shorter, at least 0.06·N; at a checkpoint η is halved and the iterate
 //     restarts from the best point (with its gradient) when the loss went up
@@ -55,7 +57,7 @@ func (l APGDLoss) String() string {
 // Every restart and every target runs only on the points not yet broken; a
 // point's result is its last misclassified iterate.
 type APGD struct {
-	Eps      float64  // L∞ radius
+	Eps      float64  // radius in Norm
 	Steps    int      // iterations N per run (100 in AutoAttack)
 	Restarts int      // runs per target; 0 counts as 1
 	Loss     APGDLoss // APGDCE, APGDDLR or APGDTargetedDLR
@@ -65,11 +67,16 @@ type APGD struct {
 	Targets int
 	// Rho is the oscillation threshold ρ; 0 means the paper's 0.75.
 	Rho float64
+	// Norm is the threat model: Linf (the zero value), L2 or L1.
+	Norm Norm
 }
 
 // Validate reports whether the configuration is usable.
 func (c APGD) Validate() error {
 	if err := checkEps("apgd", c.Eps); err != nil {
+		return err
+	}
+	if err := checkNorm("apgd", c.Norm, Linf, L2, L1); err != nil {
 		return err
 	}
 	if c.Steps < 1 {
@@ -221,6 +228,13 @@ type apgdRun struct {
 	reducedLastCheck, fooled      []bool    // na
 	order                         []int     // K
 	buf                           evalBuffers
+
+	// L2 and L1 scratch: one float64 row and the L1 projection's events,
+	// and l1-APGD's per-sample sparsity state (see apgd_l1.go).
+	row, absGrad  []float64 // D
+	events        []l1Event
+	topk, spOld   []float64 // na
+	l1StepSizeMax float64   // alpha·eps of the current l1 stage
 }
 
 // size grows the run's buffers for na samples.
@@ -236,6 +250,11 @@ func (r *apgdRun) size(na int) {
 	r.reducedLastCheck, r.fooled = grow(r.reducedLastCheck, na), grow(r.fooled, na)
 	r.order = grow(r.order, r.k)
 	r.buf.size(na, r.d, r.k)
+	if r.cfg.Norm != Linf {
+		r.row = grow(r.row, r.d)
+		r.absGrad = grow(r.absGrad, r.d)
+		r.topk, r.spOld = grow(r.topk, na), grow(r.spOld, na)
+	}
 }
 
 // single runs APGD once on the na samples in r.x0 (labels r.y, targets
@@ -243,12 +262,21 @@ func (r *apgdRun) size(na int) {
 // and in r.xBestAdv the last misclassified iterate.
 func (r *apgdRun) single(na int) error {
 	c, d := r.cfg, r.d
+	if c.Norm == L1 {
+		return r.singleL1(na)
+	}
 	rho := c.Rho
 	if rho == 0 {
 		rho = 0.75
 	}
 	checkpoints := apgdCheckpoints(c.Steps)
-	uniformLinfStart(r.x0, r.xa, d, c.Eps, r.rng)
+	move := r.moveSample
+	if c.Norm == L2 {
+		r.startL2(na)
+		move = r.moveSampleL2
+	} else {
+		uniformLinfStart(r.x0, r.xa, d, c.Eps, r.rng)
+	}
 	if err := r.evaluate(na); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
@@ -272,7 +300,7 @@ func (r *apgdRun) single(na int) error {
 			momentum = 1
 		}
 		for i := range na {
-			r.moveSample(i, momentum)
+			move(i, momentum)
 		}
 		if err := r.evaluate(na); err != nil {
 			return fmt.Errorf("iteration %d: %w", it+1, err)

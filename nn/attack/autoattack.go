@@ -28,18 +28,25 @@ type AutoAttackReport struct {
 // AutoAttackConfig configures the AutoAttack "standard" composite (Croce &
 // Hein 2020): APGD-CE, APGD-T (targeted DLR), FAB-T and Square, each run
 // only on the points still robust, a point counted broken if any attack
-// breaks it. Zero fields take the standard settings: 100 APGD and FAB
-// iterations, 9 target classes, 5000 Square queries, one restart each.
+// breaks it. Zero fields take the standard settings of the reference's
+// set_version('standard') for the norm: 100 APGD and FAB iterations, 9
+// target classes, 5000 Square queries, one restart each under L∞ and L2;
+// under L1 APGD is l1-APGD (with its 3·eps, 2·eps, eps schedule), APGD-CE
+// runs 5 restarts and APGD-T 5 target classes (FAB-T keeps 9).
 type AutoAttackConfig struct {
-	Eps     float64 // L∞ radius
+	Eps     float64 // radius in Norm
 	Steps   int     // APGD and FAB iterations; 0 means 100
-	Targets int     // APGD-T and FAB-T target classes; 0 means 9
+	Targets int     // APGD-T and FAB-T target classes; 0 means the standard's (see above)
 	Queries int     // Square queries; 0 means 5000
+	Norm    Norm    // threat model: Linf (the zero value), L2 or L1
 }
 
 // Validate reports whether the configuration is usable.
 func (c AutoAttackConfig) Validate() error {
 	if err := checkEps("autoattack", c.Eps); err != nil {
+		return err
+	}
+	if err := checkNorm("autoattack", c.Norm, Linf, L2, L1); err != nil {
 		return err
 	}
 	if c.Steps < 0 || c.Targets < 0 || c.Queries < 0 {
@@ -48,7 +55,7 @@ func (c AutoAttackConfig) Validate() error {
 	return nil
 }
 
-// AutoAttack runs APGD-CE, APGD-T, FAB-T and Square in turn with the
+// AutoAttack runs APGD-CE, APGD-T, FAB-T and Square in turn with the L∞
 // standard settings at radius eps, each only on points still robust, and
 // writes into xAdv (may alias x) the adversarial example of every broken
 // point and the clean input of the others. The report gives the robust
@@ -78,30 +85,34 @@ func (c AutoAttackConfig) Run(m GradModel, x []float32, labels []int32, n int, r
 	if steps == 0 {
 		steps = DefaultAPGDSteps
 	}
-	targets := c.Targets
-	if targets == 0 {
-		targets = DefaultTargets
+	apgdTargets, fabTargets, apgdRestarts := DefaultTargets, DefaultTargets, 1
+	if c.Norm == L1 {
+		apgdTargets, apgdRestarts = 5, 5
+	}
+	if c.Targets > 0 {
+		apgdTargets, fabTargets = c.Targets, c.Targets
 	}
 	queries := c.Queries
 	if queries == 0 {
 		queries = DefaultSquareQueries
 	}
+	p := c.Norm
 	components := []struct {
 		name string
 		run  func(xs []float32, ys []int32, na int, out []float32) error
 	}{
 		{NameAPGDCE, func(xs []float32, ys []int32, na int, out []float32) error {
-			return APGD{Eps: c.Eps, Steps: steps, Loss: APGDCE}.Run(m, xs, ys, na, rng, out)
+			return APGD{Eps: c.Eps, Steps: steps, Loss: APGDCE, Restarts: apgdRestarts, Norm: p}.Run(m, xs, ys, na, rng, out)
 		}},
 		{NameAPGDT, func(xs []float32, ys []int32, na int, out []float32) error {
-			return APGD{Eps: c.Eps, Steps: steps, Loss: APGDTargetedDLR, Targets: targets}.Run(m, xs, ys, na, rng, out)
+			return APGD{Eps: c.Eps, Steps: steps, Loss: APGDTargetedDLR, Targets: apgdTargets, Norm: p}.Run(m, xs, ys, na, rng, out)
 		}},
 		{NameFABT, func(xs []float32, ys []int32, na int, out []float32) error {
-			_, err := FAB{Eps: c.Eps, Steps: steps, Targets: targets}.Run(m, xs, ys, na, rng, out)
+			_, err := FAB{Eps: c.Eps, Steps: steps, Targets: fabTargets, Norm: p}.Run(m, xs, ys, na, rng, out)
 			return err
 		}},
 		{NameSquare, func(xs []float32, ys []int32, na int, out []float32) error {
-			return Square{Eps: c.Eps, Queries: queries}.Run(m, xs, ys, na, rng, out)
+			return Square{Eps: c.Eps, Queries: queries, Norm: p}.Run(m, xs, ys, na, rng, out)
 		}},
 	}
 	clean := append([]float32(nil), x...)

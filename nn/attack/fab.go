@@ -13,21 +13,24 @@ import (
 	"github.com/sglr-pipe/sglr-pipe/nn/model"
 )
 
-// FAB configures the targeted Fast Adaptive Boundary attack under L∞ (Croce
-// & Hein 2020, "Minimally distorted adversarial examples with a fast
-// adaptive boundary attack"; FAB-T of AutoAttack, following the reference
-// fab_base.py). For target t, each iteration linearises the decision
-// function f = z_t − z_y at the iterate x1, projects both x1 and the clean
-// point x0 onto the hyperplane {f = 0} in L∞ within [0,1] (d1, d2), and moves
-// to the biased combination
+// FAB configures the targeted Fast Adaptive Boundary attack (Croce & Hein
+// 2020, "Minimally distorted adversarial examples with a fast adaptive
+// boundary attack"; FAB-T of AutoAttack, following the reference
+// fab_base.py) under L∞, L2 or L1. For target t, each iteration linearises
+// the decision function f = z_t − z_y at the iterate x1, projects both x1
+// and the clean point x0 onto the hyperplane {f = 0} within [0,1] with the
+// smallest move in the attack's norm (d1, d2; see projectLinfHyperplane,
+// projectL2Hyperplane, projectL1Hyperplane), and moves to the biased
+// combination
 //
 //	x1 ← clip((x1 + η·d1)(1−α) + (x0 + η·d2)·α),  α = min(‖d1‖/(‖d1‖+‖d2‖), α_max)
 //
-// Whenever x1 is misclassified it is recorded if closer to x0 than the best
-// so far, then pulled back: x1 ← x0 + β(x1 − x0). Targets are the classes
-// with the 2nd, 3rd, … largest clean logit.
+// with ‖d1‖, ‖d2‖ in the attack's norm. Whenever x1 is misclassified it is
+// recorded if closer to x0 (in that norm) than the best so far, then pulled
+// back: x1 ← x0 + β(x1 − x0). Targets are the classes with the 2nd, 3rd, …
+// largest clean logit.
 type FAB struct {
-	Eps      float64 // L∞ radius a found point must lie within to count as a success
+	Eps      float64 // radius (in Norm) a found point must lie within to count as a success
 	Steps    int     // iterations per run (100 in AutoAttack)
 	Restarts int     // runs per target, the later ones from a random start; 0 counts as 1
 	Targets  int     // target classes (9 in AutoAttack; capped at K−1)
@@ -38,11 +41,16 @@ type FAB struct {
 	// only on those not yet broken within Eps, so the returned distances are
 	// the smallest found over all targets (FAB as a minimal-norm attack).
 	MinNorm bool
+	// Norm is the threat model: Linf (the zero value), L2 or L1.
+	Norm Norm
 }
 
 // Validate reports whether the configuration is usable.
 func (c FAB) Validate() error {
 	if err := checkEps("fab", c.Eps); err != nil {
+		return err
+	}
+	if err := checkNorm("fab", c.Norm, Linf, L2, L1); err != nil {
 		return err
 	}
 	if c.Steps < 1 {
@@ -68,9 +76,9 @@ func (c FAB) Validate() error {
 
 // Run writes into xAdv (may alias x), for every sample broken within Eps,
 // its closest misclassified point found, and the clean input for the
-// others. It returns per sample the L∞ distance of the closest misclassified
-// point found (0 for points misclassified already, +Inf when none was
-// found), whether or not it is within Eps. rng draws the random starts of
+// others. It returns per sample the distance (in c.Norm) of the closest
+// misclassified point found (0 for points misclassified already, +Inf when
+// none was found), whether or not it is within Eps. rng draws the random starts of
 // restarts after the first; it may be nil with one restart.
 func (c FAB) Run(m GradModel, x []float32, labels []int32, n int, rng *rand.Rand, xAdv []float32) ([]float64, error) {
 	if err := c.Validate(); err != nil {
@@ -183,8 +191,9 @@ func (r *fabRun) single(na int, randomStart bool) error {
 	c, d, k := r.cfg, r.d, r.k
 	copy(r.x1, r.x0)
 	if randomStart {
-		// The reference starts within half the radius: x0 + eps/2·t/‖t‖∞.
-		uniformLinfStart(r.x0, r.x1, d, c.Eps/2, r.rng)
+		// The reference starts within half the radius: x0 + eps/2·t/‖t‖
+		// (t uniform for L∞, Gaussian for L2 and L1).
+		r.randomStart(na)
 	}
 	copy(r.adv, r.x0)
 	for i := range na {
@@ -228,10 +237,7 @@ func (r *fabRun) single(na int, randomStart bool) error {
 			}
 			rows := r.x1[i*d : (i+1)*d]
 			base := r.x0[i*d : (i+1)*d]
-			t := 0.0
-			for j, v := range rows {
-				t = max(t, math.Abs(float64(v)-float64(base[j])))
-			}
+			t := Distance(c.Norm, rows, base)
 			if t < r.res[i] {
 				r.res[i] = t
 				copy(r.adv[i*d:(i+1)*d], rows)
@@ -326,8 +332,15 @@ func (r *fabRun) step(i int, scratch []roomEntry) error {
 		b += float64(w[j]) * float64(v)
 	}
 	d1, d2 := r.d1[i*d:(i+1)*d], r.d2[i*d:(i+1)*d]
-	a1 := max(projectLinfHyperplane(x1, w, b, d1, scratch), 1e-8)
-	a2 := max(projectLinfHyperplane(x0, w, b, d2, scratch), 1e-8)
+	project := projectLinfHyperplane
+	switch c.Norm {
+	case L2:
+		project = projectL2Hyperplane
+	case L1:
+		project = projectL1Hyperplane
+	}
+	a1 := max(project(x1, w, b, d1, scratch), 1e-8)
+	a2 := max(project(x0, w, b, d2, scratch), 1e-8)
 	alpha := min(max(a1/(a1+a2), 0), c.AlphaMax)
 	for j := range x1 {
 		v := (float64(x1[j])+c.Eta*float64(d1[j]))*(1-alpha) + (float64(x0[j])+c.Eta*float64(d2[j]))*alpha

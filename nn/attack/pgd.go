@@ -10,16 +10,23 @@ import (
 	"github.com/sglr-pipe/sglr-pipe/nn/internal/vec"
 )
 
-// PGD configures projected gradient descent under an L∞ budget (Madry et al.
-// 2018): Steps signed-gradient steps of size Step on the cross-entropy, each
-// followed by projection to the eps-ball around the clean input and clipping
-// to [0,1]. SGLR trains with Eps 8/255, Step 2/255, Steps 10, RandomStart and
-// evaluates with Steps 20.
+// PGD configures projected gradient descent (Madry et al. 2018) under an
+// L∞ or L2 budget: Steps gradient steps of size Step on the cross-entropy,
+// each followed by projection to the eps-ball around the clean input and
+// clipping to [0,1]. Under L∞ a step is Step·sign(∇); under L2 it is
+// Step·∇/‖∇‖₂ and the projection scales the perturbation onto the L2 ball
+// before clipping, as the robust-overfitting reference's attack_pgd (Rice et
+// al. 2020) does. SGLR trains with L∞ Eps 8/255, Step 2/255, Steps 10,
+// RandomStart and evaluates with Steps 20.
 type PGD struct {
-	Eps   float64 // L∞ radius
-	Step  float64 // size of each signed-gradient step
+	Eps   float64 // radius in Norm
+	Step  float64 // size of each step (L∞: per coordinate; L2: its Euclidean length)
 	Steps int     // number of steps; 0 leaves the (random) start point
-	// RandomStart starts from x + U(−eps, eps), clipped to [0,1], instead of x.
+	// Norm is the threat model: Linf (the zero value) or L2.
+	Norm Norm
+	// RandomStart starts from a random point of the eps-ball instead of x:
+	// x + U(−eps, eps)^D under L∞; under L2 x + r·eps·g/‖g‖₂ with g ~ N(0, I)
+	// and r ~ U(0, 1) (the reference's start); clipped to [0,1] either way.
 	RandomStart bool
 	// Restarts runs the attack this many times (0 counts as 1) and keeps, per
 	// sample, the best iterate: a misclassified one beats a correctly
@@ -38,6 +45,9 @@ func (c PGD) Validate() error {
 	if err := checkRadius("pgd", c.Eps, c.Step, c.Steps); err != nil {
 		return err
 	}
+	if err := checkNorm("pgd", c.Norm, Linf, L2); err != nil {
+		return err
+	}
 	if c.Restarts < 0 {
 		return fmt.Errorf("pgd: restarts %d must be >= 0", c.Restarts)
 	}
@@ -49,13 +59,19 @@ func (c PGD) Validate() error {
 // gradient step of size Step, projection to the eps-ball, clipping to [0,1].
 // (Plain FGSM without random start is PGD{Eps: e, Step: e, Steps: 1}.)
 type FGSM struct {
-	Eps  float64 // L∞ radius
+	Eps  float64 // radius in Norm
 	Step float64 // step size; 0 means the paper's default 1.25·Eps
+	// Norm is Linf (the zero value) or L2, where the random start and the
+	// step are PGD's L2 ones (the robust-overfitting reference's fgsm).
+	Norm Norm
 }
 
 // Validate reports whether the configuration is usable.
 func (c FGSM) Validate() error {
-	return checkRadius("fgsm", c.Eps, c.pgd().Step, 1)
+	if err := checkRadius("fgsm", c.Eps, c.pgd().Step, 1); err != nil {
+		return err
+	}
+	return checkNorm("fgsm", c.Norm, Linf, L2)
 }
 
 // TRADES configures the inner maximisation of TRADES (Zhang et al.
@@ -216,7 +232,7 @@ func (a *Attacker) pgd(name string, m Model, x []float32, n, d, k int, cfg PGD, 
 		active = a.active
 	}
 	for r := range restarts {
-		a.start(cfg, rng, xAdv)
+		a.start(cfg, d, rng, xAdv)
 		for s := range cfg.Steps {
 			if active != nil {
 				stillCorrect, err := a.markActive(m, n, k, xAdv, active)
@@ -227,7 +243,11 @@ func (a *Attacker) pgd(name string, m Model, x []float32, n, d, k int, cfg PGD, 
 					break
 				}
 			}
-			if err := a.ascend(m, n, d, cfg.Step, cfg.Eps, xAdv, active); err != nil {
+			ascend := a.ascend
+			if cfg.Norm == L2 {
+				ascend = a.ascendL2
+			}
+			if err := ascend(m, n, d, cfg.Step, cfg.Eps, xAdv, active); err != nil {
 				return fmt.Errorf("%s restart %d step %d: %w", name, r+1, s+1, err)
 			}
 		}
@@ -260,9 +280,13 @@ func (a *Attacker) prepare(name string, x []float32, n, d, k int, xAdv []float32
 }
 
 // start sets xAdv to the starting point of one PGD run.
-func (a *Attacker) start(cfg PGD, rng *rand.Rand, xAdv []float32) {
+func (a *Attacker) start(cfg PGD, d int, rng *rand.Rand, xAdv []float32) {
 	if !cfg.RandomStart || cfg.Eps == 0 {
 		copy(xAdv, a.clean)
+		return
+	}
+	if cfg.Norm == L2 {
+		a.startL2(d, cfg.Eps, rng, xAdv)
 		return
 	}
 	for i, c := range a.clean {
@@ -336,12 +360,13 @@ func (c FGSM) pgd() PGD {
 	if step == 0 {
 		step = 1.25 * c.Eps
 	}
-	return PGD{Eps: c.Eps, Step: step, Steps: 1, RandomStart: true}
+	return PGD{Eps: c.Eps, Step: step, Steps: 1, RandomStart: true, Norm: c.Norm}
 }
 
-// Attacker crafts L∞ adversarial examples (PGD, FGSM with random start, the
-// TRADES KL attack) against a Model. Inputs live in [0,1]; every iterate is
-// projected to the eps-ball around the clean input and clipped to [0,1].
+// Attacker crafts adversarial examples (PGD and FGSM with random start under
+// L∞ or L2, the L∞ TRADES KL attack) against a Model. Inputs live in [0,1];
+// every iterate is projected to the eps-ball around the clean input and
+// clipped to [0,1].
 //
 // It holds the scratch buffers the attacks need and reuses them across calls,
 // so attacking batch after batch during training allocates nothing once the

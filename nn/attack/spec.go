@@ -52,9 +52,15 @@ const (
 //	             queries (for cheaper runs)
 //
 // Kappa 0 therefore means the paper's κ = 50.
+//
+// Norm selects the threat model (L∞, the zero value, L2 or L1); Supports
+// says which attacks have a version for it: fgsm and pgd take L∞ and L2
+// (under L2 fgsm is one normalised-gradient step of size Step from the clean
+// input), cw only L∞, the APGD, FAB, Square and AutoAttack attacks all three.
 type Spec struct {
 	Name     string  // clean|fgsm|pgd|cw|apgd-ce|apgd-t|fab-t|square|autoattack
-	Eps      float64 // L∞ radius
+	Norm     Norm    // threat model
+	Eps      float64 // radius in Norm
 	Step     float64 // pgd/cw/fgsm step
 	Steps    int     // pgd/cw/apgd/fab iterations
 	Restarts int     // pgd/cw/apgd/fab/square runs
@@ -70,6 +76,9 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("attack %q: unknown attack; want one of %v", s.Name, Names)
 	}
 	if err := checkEps("attack "+s.Name, s.Eps); err != nil {
+		return err
+	}
+	if err := checkNorm("attack "+s.Name, s.Norm, attackNorms[s.Name]...); err != nil {
 		return err
 	}
 	for _, f := range []struct {
@@ -145,22 +154,25 @@ func Run(m GradModel, spec Spec, x []float32, labels []int32, n int, rng *rand.R
 		copy(xAdv, x)
 		return nil
 	case NameFGSM:
-		return (&Attacker{}).PGD(m, x, labels, n, PGD{Eps: s.Eps, Step: s.Step, Steps: 1}, rng, xAdv)
+		return (&Attacker{}).PGD(m, x, labels, n, PGD{Eps: s.Eps, Step: s.Step, Steps: 1, Norm: s.Norm}, rng, xAdv)
 	case NamePGD:
-		return (&Attacker{}).PGD(m, x, labels, n, PGD{Eps: s.Eps, Step: s.Step, Steps: s.Steps, RandomStart: true, Restarts: s.Restarts}, rng, xAdv)
+		return (&Attacker{}).PGD(m, x, labels, n, PGD{Eps: s.Eps, Step: s.Step, Steps: s.Steps, RandomStart: true,
+			Restarts: s.Restarts, Norm: s.Norm}, rng, xAdv)
 	case NameCW:
 		return CW{Eps: s.Eps, Step: s.Step, Steps: s.Steps, Restarts: s.Restarts, Kappa: s.Kappa}.Run(m, x, labels, n, rng, xAdv)
 	case NameAPGDCE:
-		return APGD{Eps: s.Eps, Steps: s.Steps, Restarts: s.Restarts, Loss: APGDCE}.Run(m, x, labels, n, rng, xAdv)
+		return APGD{Eps: s.Eps, Steps: s.Steps, Restarts: s.Restarts, Loss: APGDCE, Norm: s.Norm}.Run(m, x, labels, n, rng, xAdv)
 	case NameAPGDT:
-		return APGD{Eps: s.Eps, Steps: s.Steps, Restarts: s.Restarts, Loss: APGDTargetedDLR, Targets: s.Targets}.Run(m, x, labels, n, rng, xAdv)
+		return APGD{Eps: s.Eps, Steps: s.Steps, Restarts: s.Restarts, Loss: APGDTargetedDLR, Targets: s.Targets,
+			Norm: s.Norm}.Run(m, x, labels, n, rng, xAdv)
 	case NameFABT:
-		_, err := FAB{Eps: s.Eps, Steps: s.Steps, Restarts: s.Restarts, Targets: s.Targets}.Run(m, x, labels, n, rng, xAdv)
+		_, err := FAB{Eps: s.Eps, Steps: s.Steps, Restarts: s.Restarts, Targets: s.Targets, Norm: s.Norm}.Run(m, x, labels, n, rng, xAdv)
 		return err
 	case NameSquare:
-		return Square{Eps: s.Eps, Queries: s.Queries, Restarts: s.Restarts}.Run(m, x, labels, n, rng, xAdv)
+		return Square{Eps: s.Eps, Queries: s.Queries, Restarts: s.Restarts, Norm: s.Norm}.Run(m, x, labels, n, rng, xAdv)
 	default: // NameAutoAttack; Validate rejected the rest
-		_, err := AutoAttackConfig{Eps: s.Eps, Steps: spec.Steps, Targets: spec.Targets, Queries: spec.Queries}.Run(m, x, labels, n, rng, xAdv)
+		_, err := AutoAttackConfig{Eps: s.Eps, Steps: spec.Steps, Targets: spec.Targets, Queries: spec.Queries,
+			Norm: s.Norm}.Run(m, x, labels, n, rng, xAdv)
 		return err
 	}
 }

@@ -24,16 +24,22 @@ import (
 // The image grid comes from the model's InputShape when it implements
 // InputShaper; otherwise the input is a flat row and a window is a run of
 // about p·D consecutive features.
+//
+// Under L2 and L1 (Norm) the proposals are the reference's: see square_lp.go.
 type Square struct {
-	Eps      float64 // L∞ radius
+	Eps      float64 // radius in Norm
 	Queries  int     // queries per run (5000 in AutoAttack)
 	Restarts int     // runs on the points still robust; 0 counts as 1
 	PInit    float64 // initial window fraction p; 0 means the published 0.8
+	Norm     Norm    // threat model: Linf (the zero value), L2 or L1
 }
 
 // Validate reports whether the configuration is usable.
 func (c Square) Validate() error {
 	if err := checkEps("square", c.Eps); err != nil {
+		return err
+	}
+	if err := checkNorm("square", c.Norm, Linf, L2, L1); err != nil {
 		return err
 	}
 	if c.Queries < 1 {
@@ -88,6 +94,9 @@ func (c Square) Run(m GradModel, x []float32, labels []int32, n int, rng *rand.R
 	robust, err := correctIndices(m, clean, labels, n, k, logits)
 	if err != nil {
 		return fmt.Errorf("square: %w", err)
+	}
+	if c.Norm != Linf {
+		return c.runLp(m, shape, clean, labels, robust, rng, xAdv)
 	}
 	run := &squareRun{eps: c.Eps, m: m, d: d, k: k, c: shape[0], h: shape[1], w: shape[2], rng: rng}
 	for restart := range max(c.Restarts, 1) {

@@ -1,5 +1,7 @@
-// Package model holds the classifiers: architectures (mlp, cnn,
-// preact-resnet18) and their deterministic initialisation (Arch, Init),
+// Package model holds the classifiers: architectures (mlp, cnn and the
+// residual nets of resnet.go: preact-resnet18, resnet18/34/50, wrn-34-10,
+// wrn-28-10) and their deterministic initialisation (Arch, Init, InitWith
+// with PyTorch's defaults or Kaiming-normal),
 // weights named and laid out as the equivalent PyTorch modules' state_dicts
 // (Weights, Param), compiled forward and backward graphs (Net), evaluation
 // over any number of samples on several workers (Evaluator), data-parallel

@@ -5,32 +5,67 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-
-	"github.com/sglr-pipe/sglr-pipe/nn/ops"
+	"strings"
 )
 
-// Architecture kinds accepted in Arch.Kind.
+// Architecture kinds accepted in Arch.Kind (the residual networks are in
+// resnet.go).
 const (
 	KindMLP             = "mlp"
 	KindCNN             = "cnn"
-	KindPreActResNet18  = "preact-resnet18"
-	defaultResNetWidth  = 64
 	batchNormMomentum   = 0.1
-	resNetPoolWindow    = ops.AvgPoolWindow // F.avg_pool2d(out, 4) in the reference
-	resNetMaxFinalSide  = 7                 // a larger final map would give the linear layer more than 8*Width inputs
 	initSeedStreamConst = 0x9e3779b97f4a7c15
 )
 
-// Init builds a fresh model for arch with weights drawn deterministically
-// from seed: the same arch and seed always give the same bytes.
-//
-// Conv and linear weights are Kaiming-normal (fan_in, ReLU gain: std =
-// sqrt(2/fan_in)), as torch.nn.init.kaiming_normal_ with its defaults; biases
-// are zero (PyTorch's default is a small uniform; zero keeps runs easy to
-// reason about and does not matter for training). BatchNorm weight is 1, bias
-// 0, running_mean 0, running_var 1, num_batches_tracked 0. Parameters are
-// listed in the PyTorch state_dict order of the same module.
+// Kinds lists every architecture kind, in the order the docs give them.
+func Kinds() []string {
+	return []string{KindMLP, KindCNN, KindPreActResNet18, KindResNet18, KindResNet34, KindResNet50, KindWRN34_10, KindWRN28_10}
+}
+
+// InitScheme selects how Init draws a fresh model's weights.
+type InitScheme string
+
+// Initialisation schemes (the train stage's `init` parameter).
+const (
+	// InitPyTorch is PyTorch's module defaults: every nn.Linear and
+	// nn.Conv2d weight is kaiming_uniform_(a=√5), i.e. U(−b, b) with
+	// b = 1/√fan_in, and its bias (nn.Linear, and the cnn's conv biases)
+	// U(−b, b) with the same b; BatchNorm weight 1, bias 0. The default.
+	InitPyTorch InitScheme = "pytorch"
+	// InitKaimingNormal is Kaiming-normal weights (fan_in, ReLU gain:
+	// std = √(2/fan_in), torch.nn.init.kaiming_normal_ with its defaults)
+	// and zero biases: sglr-pipe's initialisation before InitPyTorch became
+	// the default, bit-identical for the same arch and seed.
+	InitKaimingNormal InitScheme = "kaiming-normal"
+	// DefaultInit is the scheme of Init and of an empty InitScheme.
+	DefaultInit = InitPyTorch
+)
+
+// InitSchemes lists the accepted schemes, the default first.
+func InitSchemes() []string { return []string{string(InitPyTorch), string(InitKaimingNormal)} }
+
+// Init builds a fresh model for arch with DefaultInit weights drawn
+// deterministically from seed: the same arch and seed always give the same
+// bytes. See InitWith.
 func Init(arch Arch, seed uint64) (*Weights, error) {
+	return InitWith(arch, seed, DefaultInit)
+}
+
+// InitWith builds a fresh model for arch with weights drawn by scheme ("" is
+// DefaultInit) deterministically from seed. fan_in is in_features for a
+// linear weight [out,in] and in·kh·kw for a conv weight [out,in,kh,kw]; a
+// bias takes its layer's. Under every scheme BatchNorm weight is 1, bias 0,
+// running_mean 0, running_var 1, num_batches_tracked 0. Parameters are
+// listed in the PyTorch state_dict order of the same module and drawn in
+// that order. The scheme is not part of Arch: it does not change the
+// network, only its starting point.
+func InitWith(arch Arch, seed uint64, scheme InitScheme) (*Weights, error) {
+	if scheme == "" {
+		scheme = DefaultInit
+	}
+	if scheme != InitPyTorch && scheme != InitKaimingNormal {
+		return nil, fmt.Errorf("unknown init scheme %q (want %q or %q)", scheme, InitPyTorch, InitKaimingNormal)
+	}
 	specs, err := paramSpecs(arch)
 	if err != nil {
 		return nil, err
@@ -39,13 +74,21 @@ func Init(arch Arch, seed uint64) (*Weights, error) {
 	w := &Weights{Arch: cloneArch(arch), Params: make([]*Param, len(specs))}
 	for i, s := range specs {
 		p := &Param{Name: s.name, Shape: slices.Clone(s.shape), Data: make([]float32, s.numel()), Buffer: s.role.isBuffer()}
-		switch s.role {
-		case roleKaiming:
+		switch {
+		case s.role == roleKaiming && scheme == InitKaimingNormal:
 			std := math.Sqrt(2 / float64(s.fanIn()))
 			for j := range p.Data {
 				p.Data[j] = float32(rng.NormFloat64() * std)
 			}
-		case roleOnes, roleRunningVar:
+		case s.role == roleKaiming || (s.role == roleBias && scheme == InitPyTorch):
+			// kaiming_uniform_(a=√5): gain √(2/(1+5)) times √(3/fan_in) is
+			// 1/√fan_in; nn.Linear and nn.Conv2d draw their bias from the
+			// same interval.
+			bound := 1 / math.Sqrt(float64(s.fanIn()))
+			for j := range p.Data {
+				p.Data[j] = float32((2*rng.Float64() - 1) * bound)
+			}
+		case s.role == roleOnes, s.role == roleRunningVar:
 			for j := range p.Data {
 				p.Data[j] = 1
 			}
@@ -125,7 +168,8 @@ func (a Arch) InputSize() int {
 type paramRole int
 
 const (
-	roleKaiming paramRole = iota
+	roleKaiming paramRole = iota // a linear or conv weight
+	roleBias                     // a linear or conv bias: zero (kaiming-normal) or U(±1/√fan_in) (pytorch)
 	roleZeros
 	roleOnes
 	roleRunningMean
@@ -142,6 +186,7 @@ type paramSpec struct {
 	name  string
 	shape []int
 	role  paramRole
+	fan   int // roleBias: the fan_in of the layer's weight
 }
 
 func (s paramSpec) numel() int {
@@ -153,8 +198,11 @@ func (s paramSpec) numel() int {
 }
 
 // fanIn is in_features for a linear weight [out,in] and in*kh*kw for a conv
-// weight [out,in,kh,kw].
+// weight [out,in,kh,kw]; a bias has its layer's.
 func (s paramSpec) fanIn() int {
+	if s.role == roleBias {
+		return s.fan
+	}
 	n := 1
 	for _, d := range s.shape[1:] {
 		n *= d
@@ -180,17 +228,17 @@ func paramSpecs(arch Arch) ([]paramSpec, error) {
 		return mlpSpecs(arch)
 	case KindCNN:
 		return cnnSpecs(arch)
-	case KindPreActResNet18:
-		return resNetSpecs(arch)
-	default:
-		return nil, fmt.Errorf("unknown architecture kind %q (want %q, %q or %q)", arch.Kind, KindMLP, KindCNN, KindPreActResNet18)
 	}
+	if _, ok := residualKinds[arch.Kind]; ok {
+		return residualSpecs(arch)
+	}
+	return nil, fmt.Errorf("unknown architecture kind %q (want one of %s)", arch.Kind, strings.Join(Kinds(), ", "))
 }
 
 func linearSpecs(name string, in, out int) []paramSpec {
 	return []paramSpec{
 		{name: name + ".weight", shape: []int{out, in}, role: roleKaiming},
-		{name: name + ".bias", shape: []int{out}, role: roleZeros},
+		{name: name + ".bias", shape: []int{out}, role: roleBias, fan: in},
 	}
 }
 
@@ -248,7 +296,7 @@ func cnnSpecs(arch Arch) ([]paramSpec, error) {
 			return nil, fmt.Errorf("arch %q: input %v is too small for %d conv blocks (each halves H and W)", arch.Kind, arch.Input, len(arch.Channels))
 		}
 		name := fmt.Sprintf("convs.%d", i)
-		specs = append(specs, convSpec(name+".weight", prevC, c, 3), paramSpec{name: name + ".bias", shape: []int{c}, role: roleZeros})
+		specs = append(specs, convSpec(name+".weight", prevC, c, 3), paramSpec{name: name + ".bias", shape: []int{c}, role: roleBias, fan: prevC * 9})
 		prevC = c
 	}
 	prev := prevC * h * w
@@ -257,66 +305,6 @@ func cnnSpecs(arch Arch) ([]paramSpec, error) {
 		prev = hw
 	}
 	return append(specs, linearSpecs("head", prev, arch.Classes)...), nil
-}
-
-// resNetStage is one of layer1..layer4.
-type resNetStage struct {
-	planes, stride int
-}
-
-func resNetStages(width int) []resNetStage {
-	return []resNetStage{{width, 1}, {2 * width, 2}, {4 * width, 2}, {8 * width, 2}}
-}
-
-// resNetWidth is Arch.Width with the reference default of 64.
-func resNetWidth(arch Arch) int {
-	if arch.Width == 0 {
-		return defaultResNetWidth
-	}
-	return arch.Width
-}
-
-// resNetFinalSide is the spatial size after layer4 (three stride-2 stages).
-func resNetFinalSide(side int) int {
-	for range 3 {
-		side = (side-1)/2 + 1
-	}
-	return side
-}
-
-func resNetSpecs(arch Arch) ([]paramSpec, error) {
-	width := resNetWidth(arch)
-	if width < 1 {
-		return nil, fmt.Errorf("arch %q: width must be positive, got %d", arch.Kind, arch.Width)
-	}
-	for _, side := range arch.Input[1:] {
-		f := resNetFinalSide(side)
-		if f < resNetPoolWindow || f > resNetMaxFinalSide {
-			return nil, fmt.Errorf("arch %q: input %v gives a %dx%d map before avg_pool2d(4); it must be 4 to 7 (input sides 25 to 56)",
-				arch.Kind, arch.Input, resNetFinalSide(arch.Input[1]), resNetFinalSide(arch.Input[2]))
-		}
-	}
-	specs := []paramSpec{convSpec("conv1.weight", arch.Input[0], width, 3)}
-	in := width
-	for l, st := range resNetStages(width) {
-		for b := range 2 {
-			stride := st.stride
-			if b == 1 {
-				stride = 1
-			}
-			name := fmt.Sprintf("layer%d.%d", l+1, b)
-			specs = append(specs, batchNormSpecs(name+".bn1", in)...)
-			specs = append(specs, convSpec(name+".conv1.weight", in, st.planes, 3))
-			specs = append(specs, batchNormSpecs(name+".bn2", st.planes)...)
-			specs = append(specs, convSpec(name+".conv2.weight", st.planes, st.planes, 3))
-			if stride != 1 || in != st.planes {
-				specs = append(specs, convSpec(name+".shortcut.0.weight", in, st.planes, 1))
-			}
-			in = st.planes
-		}
-	}
-	specs = append(specs, batchNormSpecs("bn", in)...)
-	return append(specs, linearSpecs("linear", in, arch.Classes)...), nil
 }
 
 func cloneArch(a Arch) Arch {

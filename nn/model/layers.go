@@ -53,10 +53,12 @@ func (fb *forwardBuilder) forward(x *G.Node) (*forwardPass, error) {
 		out, err = fb.mlp(x)
 	case KindCNN:
 		out, err = fb.cnn(x)
-	case KindPreActResNet18:
-		out, err = fb.preActResNet18(x, pass)
 	default:
-		err = fmt.Errorf("unknown architecture kind %q", fb.arch.Kind)
+		if _, ok := residualKinds[fb.arch.Kind]; ok {
+			out, err = fb.residual(x, pass)
+		} else {
+			err = fmt.Errorf("unknown architecture kind %q", fb.arch.Kind)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("build %s forward pass: %w", fb.arch.Kind, err)
@@ -108,62 +110,6 @@ func (fb *forwardBuilder) cnn(x *G.Node) (*G.Node, error) {
 		}
 	}
 	return fb.linear(out, "head")
-}
-
-func (fb *forwardBuilder) preActResNet18(x *G.Node, pass *forwardPass) (*G.Node, error) {
-	width := resNetWidth(fb.arch)
-	out, err := fb.conv(x, "conv1.weight", 1, 1)
-	if err != nil {
-		return nil, err
-	}
-	in := width
-	for l, st := range resNetStages(width) {
-		for b := range 2 {
-			stride := st.stride
-			if b == 1 {
-				stride = 1
-			}
-			name := fmt.Sprintf("layer%d.%d", l+1, b)
-			shortcut := stride != 1 || in != st.planes
-			if out, err = fb.preActBlock(out, name, stride, shortcut, pass); err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			in = st.planes
-		}
-	}
-	if out, err = fb.batchNormReLU(out, "bn", pass); err != nil {
-		return nil, err
-	}
-	if out, err = ops.AvgPool4(out); err != nil {
-		return nil, err
-	}
-	return fb.linear(out, "linear")
-}
-
-// preActBlock is PreActBlock.forward of the reference:
-// out = relu(bn1(x)); sc = shortcut(out) or x; out = conv1(out);
-// out = conv2(relu(bn2(out))); return out + sc.
-func (fb *forwardBuilder) preActBlock(x *G.Node, name string, stride int, hasShortcut bool, pass *forwardPass) (*G.Node, error) {
-	out, err := fb.batchNormReLU(x, name+".bn1", pass)
-	if err != nil {
-		return nil, err
-	}
-	shortcut := x
-	if hasShortcut {
-		if shortcut, err = fb.conv(out, name+".shortcut.0.weight", stride, 0); err != nil {
-			return nil, err
-		}
-	}
-	if out, err = fb.conv(out, name+".conv1.weight", stride, 1); err != nil {
-		return nil, err
-	}
-	if out, err = fb.batchNormReLU(out, name+".bn2", pass); err != nil {
-		return nil, err
-	}
-	if out, err = fb.conv(out, name+".conv2.weight", 1, 1); err != nil {
-		return nil, err
-	}
-	return G.Add(out, shortcut)
 }
 
 // node returns the weight node called name.

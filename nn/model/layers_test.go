@@ -21,7 +21,19 @@ type layerCase struct {
 	build  func(fb *forwardBuilder, x *G.Node, pass *forwardPass) (*G.Node, error)
 }
 
+// blockCase is one residual block of design d in isolation.
+func blockCase(name string, d residualDesign, b residualBlock, input []int, mode Mode) layerCase {
+	return layerCase{name: name, input: input, params: d.blockSpecs(b), mode: mode,
+		build: func(fb *forwardBuilder, x *G.Node, pass *forwardPass) (*G.Node, error) {
+			return fb.residualBlock(x, d, b, pass)
+		}}
+}
+
 func layerCases() []layerCase {
+	preAct := residualDesign{block: blockPreAct, expansion: 1, shortcut: "shortcut.0"}
+	wide := residualDesign{block: blockPreAct, expansion: 1, shortcut: "convShortcut"}
+	basic := residualDesign{block: blockBasic, expansion: 1, shortcut: "shortcut.0", shortcutBN: "shortcut.1"}
+	bottleneck := residualDesign{block: blockBottleneck, expansion: 4, shortcut: "shortcut.0", shortcutBN: "shortcut.1"}
 	conv := func(stride, pad int) func(fb *forwardBuilder, x *G.Node, _ *forwardPass) (*G.Node, error) {
 		return func(fb *forwardBuilder, x *G.Node, _ *forwardPass) (*G.Node, error) {
 			return fb.conv(x, "c.weight", stride, pad)
@@ -33,7 +45,7 @@ func layerCases() []layerCase {
 		{name: "conv 3x3 pad 1", input: []int{2, 2, 5, 4}, params: []paramSpec{convSpec("c.weight", 2, 3, 3)}, build: conv(1, 1)},
 		{name: "conv 3x3 stride 2 pad 1", input: []int{2, 2, 5, 6}, params: []paramSpec{convSpec("c.weight", 2, 3, 3)}, build: conv(2, 1)},
 		{name: "conv 1x1 stride 2", input: []int{2, 2, 5, 6}, params: []paramSpec{convSpec("c.weight", 2, 3, 1)}, build: conv(2, 0)},
-		{name: "conv bias", input: []int{2, 3, 3, 2}, params: []paramSpec{{name: "b", shape: []int{3}, role: roleZeros}},
+		{name: "conv bias", input: []int{2, 3, 3, 2}, params: []paramSpec{{name: "b", shape: []int{3}, role: roleBias, fan: 27}},
 			build: func(fb *forwardBuilder, x *G.Node, _ *forwardPass) (*G.Node, error) { return fb.addChannelBias(x, "b") }},
 		{name: "relu", input: []int{3, 5},
 			build: func(_ *forwardBuilder, x *G.Node, _ *forwardPass) (*G.Node, error) { return G.Rectify(x) }},
@@ -51,18 +63,17 @@ func layerCases() []layerCase {
 			build: func(fb *forwardBuilder, x *G.Node, pass *forwardPass) (*G.Node, error) {
 				return fb.batchNorm(x, "bn", pass)
 			}},
-		{name: "residual block with shortcut", input: []int{2, 2, 6, 5}, mode: Train,
-			params: append(append(append(append(batchNormSpecs("b.bn1", 2), convSpec("b.conv1.weight", 2, 3, 3)),
-				batchNormSpecs("b.bn2", 3)...), convSpec("b.conv2.weight", 3, 3, 3)), convSpec("b.shortcut.0.weight", 2, 3, 1)),
-			build: func(fb *forwardBuilder, x *G.Node, pass *forwardPass) (*G.Node, error) {
-				return fb.preActBlock(x, "b", 2, true, pass)
-			}},
-		{name: "residual block identity", input: []int{2, 2, 4, 4}, mode: Eval,
-			params: append(append(append(batchNormSpecs("b.bn1", 2), convSpec("b.conv1.weight", 2, 2, 3)),
-				batchNormSpecs("b.bn2", 2)...), convSpec("b.conv2.weight", 2, 2, 3)),
-			build: func(fb *forwardBuilder, x *G.Node, pass *forwardPass) (*G.Node, error) {
-				return fb.preActBlock(x, "b", 1, false, pass)
-			}},
+		{name: "avgpool 8x8", input: []int{2, 3, 8, 8},
+			build: func(_ *forwardBuilder, x *G.Node, _ *forwardPass) (*G.Node, error) { return avgPoolFlatten(x, 8) }},
+		{name: "avgpool 8 on 9x15", input: []int{2, 2, 9, 15},
+			build: func(_ *forwardBuilder, x *G.Node, _ *forwardPass) (*G.Node, error) { return avgPoolFlatten(x, 8) }},
+		blockCase("residual block with shortcut", preAct, residualBlock{name: "b", in: 2, planes: 3, out: 3, stride: 2, shortcut: true}, []int{2, 2, 6, 5}, Train),
+		blockCase("residual block identity", preAct, residualBlock{name: "b", in: 2, planes: 2, out: 2, stride: 1}, []int{2, 2, 4, 4}, Eval),
+		blockCase("wide block with convShortcut", wide, residualBlock{name: "b", in: 2, planes: 3, out: 3, stride: 1, shortcut: true}, []int{2, 2, 4, 5}, Train),
+		blockCase("basic block with shortcut", basic, residualBlock{name: "b", in: 2, planes: 3, out: 3, stride: 2, shortcut: true}, []int{2, 2, 6, 5}, Train),
+		blockCase("basic block identity", basic, residualBlock{name: "b", in: 2, planes: 2, out: 2, stride: 1}, []int{2, 2, 4, 4}, Eval),
+		blockCase("bottleneck with shortcut", bottleneck, residualBlock{name: "b", in: 3, planes: 2, out: 8, stride: 2, shortcut: true}, []int{2, 3, 5, 6}, Train),
+		blockCase("bottleneck identity", bottleneck, residualBlock{name: "b", in: 8, planes: 2, out: 8, stride: 1}, []int{2, 8, 3, 3}, Eval),
 	}
 }
 

@@ -38,6 +38,11 @@ const (
 	// gradient with respect to the input: what Logits followed by LogitsVJP
 	// compute, with one forward pass instead of two. Eval mode only.
 	PurposeLossGrad
+	// PurposeTrainMART computes the MART loss mean_i ℓ_i (see martRow) of a
+	// clean and an adversarial forward pass in one graph sharing the weights,
+	// gradients flowing through both (nothing detached, as in the MART
+	// reference), and its gradient for every trainable parameter.
+	PurposeTrainMART
 )
 
 // String names the purpose for error messages.
@@ -55,6 +60,8 @@ func (p Purpose) String() string {
 		return "vjp"
 	case PurposeLossGrad:
 		return "loss-grad"
+	case PurposeTrainMART:
+		return "train-mart"
 	default:
 		return fmt.Sprintf("purpose(%d)", int(p))
 	}
@@ -149,7 +156,7 @@ func NewNet(w *Weights, batch int, purpose Purpose, opts NetOptions) (*Net, erro
 		return nil, fmt.Errorf("new %s net: unknown mode %d", purpose, opts.Mode)
 	}
 	switch purpose {
-	case PurposeLogits, PurposeTrain, PurposeTrainTRADES:
+	case PurposeLogits, PurposeTrain, PurposeTrainTRADES, PurposeTrainMART:
 	case PurposeInputGrad:
 		if opts.Mode != Eval {
 			return nil, fmt.Errorf("new %s net: input gradients are computed in Eval mode only", purpose)

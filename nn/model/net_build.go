@@ -32,7 +32,7 @@ func (n *Net) build() error {
 		outputs, err = n.buildVJP(clean)
 	case PurposeLossGrad:
 		outputs, err = n.buildLossGrad(clean)
-	case PurposeTrain, PurposeTrainTRADES:
+	case PurposeTrain, PurposeTrainTRADES, PurposeTrainMART:
 		outputs, err = n.buildTrain(fb, clean)
 	}
 	if err != nil {
@@ -138,19 +138,26 @@ func (n *Net) buildLossGrad(clean *forwardPass) ([]*G.Node, error) {
 }
 
 // buildTrain adds the mean cross-entropy against a target input (plus the
-// TRADES term for PurposeTrainTRADES) and its gradient for every trainable
-// parameter (and the inputs, withInputGrads); it returns the nodes to watch.
+// TRADES term for PurposeTrainTRADES; the MART loss instead for
+// PurposeTrainMART) and its gradient for every trainable parameter (and the
+// inputs, withInputGrads); it returns the nodes to watch.
 func (n *Net) buildTrain(fb *forwardBuilder, clean *forwardPass) ([]*G.Node, error) {
 	dt := n.opts.Dtype
 	n.target, n.targetT = n.newInput("target", n.batch, n.arch.Classes)
-	ce, err := ops.SoftCrossEntropySum(clean.logits, n.target)
-	if err != nil {
-		return nil, err
+	if n.purpose == PurposeTrainMART {
+		if err := n.addMARTLoss(fb, clean); err != nil {
+			return nil, err
+		}
+	} else {
+		ce, err := ops.SoftCrossEntropySum(clean.logits, n.target)
+		if err != nil {
+			return nil, err
+		}
+		if n.loss, err = G.HadamardDiv(ce, scalarConst(dt, float64(n.batch))); err != nil {
+			return nil, err
+		}
+		n.statUpdates = clean.stats
 	}
-	if n.loss, err = G.HadamardDiv(ce, scalarConst(dt, float64(n.batch))); err != nil {
-		return nil, err
-	}
-	n.statUpdates = clean.stats
 	if n.purpose == PurposeTrainTRADES {
 		if err := n.addTRADESTerm(fb, clean); err != nil {
 			return nil, err

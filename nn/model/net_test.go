@@ -33,10 +33,12 @@ func tinyResNet(side int) Arch {
 
 // randomWeights initialises arch and gives BatchNorm layers non-trivial
 // affine parameters and running statistics, so Eval-mode BatchNorm is tested
-// away from the identity.
+// away from the identity. It draws Kaiming-normal weights, so that the
+// numeric tests keep the weights (and tolerances) they were written with
+// before InitPyTorch became the default.
 func randomWeights(t *testing.T, arch Arch, seed uint64) *Weights {
 	t.Helper()
-	w, err := Init(arch, seed)
+	w, err := InitWith(arch, seed, InitKaimingNormal)
 	if err != nil {
 		t.Fatalf("init %s: %v", arch.Kind, err)
 	}
@@ -46,7 +48,7 @@ func randomWeights(t *testing.T, arch Arch, seed uint64) *Weights {
 		d := w.Params[i].Data
 		for j := range d {
 			switch s.role {
-			case roleZeros, roleRunningMean:
+			case roleZeros, roleBias, roleRunningMean:
 				d[j] = float32(rng.NormFloat64() * 0.1)
 			case roleOnes:
 				d[j] = float32(1 + rng.NormFloat64()*0.1)
@@ -531,4 +533,14 @@ func TestRunningStatsUpdateByHand(t *testing.T) {
 		near("running_var", vv, 1)
 		near("num_batches_tracked", c, 0)
 	})
+}
+
+// tinyResidual is a residual kind at its smallest width (1 channel per
+// ResNet stage unit, widen 1).
+func tinyResidual(kind string, side int) Arch {
+	a := Arch{Kind: kind, Input: []int{2, side, side}, Classes: 3, Width: 1}
+	if residualKinds[kind].wide {
+		a.Width, a.Widen = 0, 1
+	}
+	return a
 }

@@ -41,15 +41,17 @@ const (
 
 // crosscheckCase is one architecture in one BatchNorm mode.
 type crosscheckCase struct {
-	name    string
-	arch    Arch
-	mode    Mode
-	batch   int
-	weights *Weights
-	x       []float32
-	target  []float32
-	inPath  string
-	outPath string
+	name string
+	arch Arch
+	// skipGrads32 leaves out the float32 gradient comparisons (see deep32).
+	skipGrads32 bool
+	mode        Mode
+	batch       int
+	weights     *Weights
+	x           []float32
+	target      []float32
+	inPath      string
+	outPath     string
 }
 
 func TestTorchCrosscheck(t *testing.T) {
@@ -64,13 +66,31 @@ func TestTorchCrosscheck(t *testing.T) {
 	archs := []struct {
 		name string
 		arch Arch
+		// deep32 marks the deep residual nets whose Train-mode gradients
+		// are ill-conditioned in float32: PyTorch's own float32 gradients
+		// of them differ from its float64 ones by up to a few hundred times
+		// crosscheckTol32 (measured on resnet50 and wrn-34 at widths 2-8,
+		// batch 2-8: a ReLU input within rounding of 0 flips its mask, and
+		// Train-mode BatchNorm spreads that to the whole channel). Their
+		// float32 Train-mode logits, loss and running statistics are still
+		// checked to crosscheckTol32 and every gradient in float64 to
+		// crosscheckTol64 and in float32 Eval mode.
+		deep32 bool
 	}{
-		{"mlp", Arch{Kind: KindMLP, Input: []int{1, 5, 4}, Classes: 4, Hidden: []int{7, 5}}},
-		{"cnn", Arch{Kind: KindCNN, Input: []int{2, 9, 8}, Classes: 3, Channels: []int{3, 4}, Hidden: []int{6}}},
+		{"mlp", Arch{Kind: KindMLP, Input: []int{1, 5, 4}, Classes: 4, Hidden: []int{7, 5}}, false},
+		{"cnn", Arch{Kind: KindCNN, Input: []int{2, 9, 8}, Classes: 3, Channels: []int{3, 4}, Hidden: []int{6}}, false},
 		// 33 pixels leave a 5x5 map before avg_pool2d(4), which then reads its top-left 4x4.
-		{"preact-resnet18", Arch{Kind: KindPreActResNet18, Input: []int{2, 33, 33}, Classes: 3, Width: 2}},
+		{"preact-resnet18", Arch{Kind: KindPreActResNet18, Input: []int{2, 33, 33}, Classes: 3, Width: 2}, false},
 		// Width 8 gives 16 to 64 channels: the 3x3 convolutions of stages 2 to 4 run as Winograd F(2×2,3×3).
-		{"preact-resnet18 w8", Arch{Kind: KindPreActResNet18, Input: []int{3, 26, 26}, Classes: 4, Width: 8}},
+		{"preact-resnet18 w8", Arch{Kind: KindPreActResNet18, Input: []int{3, 26, 26}, Classes: 4, Width: 8}, false},
+		// The standard ResNets and the WideResNets at small widths; 30 pixels
+		// leave a 4x4 map before the ResNets' avg_pool2d(4), 33 a 9x9 one
+		// before the WideResNets' avg_pool2d(8), which reads its top-left 8x8.
+		{"resnet18 w4", Arch{Kind: KindResNet18, Input: []int{3, 30, 30}, Classes: 3, Width: 4}, false},
+		{"resnet34 w2", Arch{Kind: KindResNet34, Input: []int{2, 25, 25}, Classes: 3, Width: 2}, false},
+		{"resnet50 w2", Arch{Kind: KindResNet50, Input: []int{3, 32, 32}, Classes: 4, Width: 2}, true},
+		{"wrn-28-10 widen 1", Arch{Kind: KindWRN28_10, Input: []int{3, 33, 33}, Classes: 3, Widen: 1}, false},
+		{"wrn-34-10 widen 2", Arch{Kind: KindWRN34_10, Input: []int{2, 29, 29}, Classes: 3, Widen: 2}, true},
 	}
 	dir := t.TempDir()
 	var cases []*crosscheckCase
@@ -79,7 +99,8 @@ func TestTorchCrosscheck(t *testing.T) {
 		w := crosscheckWeights(t, spec.arch, uint64(a+1))
 		rng := rand.New(rand.NewPCG(uint64(a), 99))
 		for _, mode := range []Mode{Eval, Train} {
-			c := &crosscheckCase{name: spec.name + "/" + modeName(mode), arch: spec.arch, mode: mode, batch: 4, weights: w}
+			c := &crosscheckCase{name: spec.name + "/" + modeName(mode), arch: spec.arch, mode: mode, batch: 4, weights: w,
+				skipGrads32: spec.deep32 && mode == Train}
 			c.x = make([]float32, c.batch*spec.arch.InputSize())
 			for i := range c.x {
 				c.x[i] = rng.Float32()
@@ -143,7 +164,12 @@ func crosscheckRun[T vec.Float](t *testing.T, c *crosscheckCase, want map[string
 	copyFromValue(inputGrad, n.xGradValue())
 	compareArrays(t, "logits", toFloat64s(logits), want["logits"], tol)
 	compareArrays(t, "loss", []float64{loss}, want["loss"], tol)
-	compareArrays(t, "input_grad", toFloat64s(inputGrad), want["input_grad"], tol)
+	gradTol := tol
+	if c.skipGrads32 && dtype == tensor.Float32 {
+		gradTol = math.Inf(1)
+		t.Logf("float32 Train-mode gradients not compared: ill-conditioned for this deep net (see deep32)")
+	}
+	compareArrays(t, "input_grad", toFloat64s(inputGrad), want["input_grad"], gradTol)
 	// Grads and Weights hand out float32; the float64 path reads the graph's
 	// own gradient values and buffers instead, so as not to round them.
 	grads := make([][]float64, len(c.weights.Params))
@@ -167,7 +193,7 @@ func crosscheckRun[T vec.Float](t *testing.T, c *crosscheckCase, want map[string
 			t.Errorf("parameter %s: PyTorch gradient present %v, ours present %v", p.Name, ok, grads[i] != nil)
 			continue
 		}
-		compareArrays(t, "grad."+p.Name, grads[i], w, tol)
+		compareArrays(t, "grad."+p.Name, grads[i], w, gradTol)
 	}
 	if c.mode == Train {
 		for i, p := range n.Weights().Params {
@@ -247,8 +273,12 @@ func crosscheckWeights(t *testing.T, arch Arch, seed uint64) *Weights {
 		t.Fatalf("init %s: %v", arch.Kind, err)
 	}
 	rng := rand.New(rand.NewPCG(seed, 17))
-	for _, p := range w.Params {
-		isBN := strings.HasPrefix(p.Name, "bn.") || strings.Contains(p.Name, ".bn")
+	specs, err := paramSpecs(arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range w.Params {
+		isBN := specs[i].role == roleOnes // a BatchNorm weight (bn1, layer1.0.bn2, layer2.0.shortcut.1, ...)
 		for j := range p.Data {
 			switch {
 			case strings.HasSuffix(p.Name, ".num_batches_tracked"):

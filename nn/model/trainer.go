@@ -29,6 +29,8 @@ type Trainer struct {
 	// bufferAcc accumulates the replicas' running statistics in reduce, by
 	// position in Params; allocated on the first step with BatchNorm.
 	bufferAcc map[int][]float64
+	// awp is StepAWP's scratch, allocated on its first call.
+	awp *awpScratch
 }
 
 // trainReplica holds one worker's Nets, one per (purpose, sub-batch size),
@@ -100,22 +102,35 @@ func (t *Trainer) Grads() [][]float32 { return t.grads }
 // returned logits (n*Classes) are owned by the Trainer and valid until the
 // next step.
 func (t *Trainer) Step(x, target []float32, n int) (float64, []float32, error) {
-	return t.step(PurposeTrain, x, nil, target, n, 0)
+	return t.step(PurposeTrain, x, nil, target, n, 0, true)
 }
 
 // StepTRADES is Step for the TRADES objective mean CE(f(x), target) +
 // beta·mean KL(softmax f(x) ‖ softmax f(xAdv)); the logits are f(x).
 func (t *Trainer) StepTRADES(x, xAdv, target []float32, n int, beta float64) (float64, []float32, error) {
-	return t.step(PurposeTrainTRADES, x, xAdv, target, n, beta)
+	return t.step(PurposeTrainTRADES, x, xAdv, target, n, beta, true)
 }
 
-func (t *Trainer) step(purpose Purpose, x, xAdv, target []float32, n int, beta float64) (float64, []float32, error) {
+// StepMART is Step for the MART objective (see PurposeTrainMART) of the
+// clean inputs x, the adversarial inputs xAdv and target with weight beta;
+// the logits are f(x).
+func (t *Trainer) StepMART(x, xAdv, target []float32, n int, beta float64) (float64, []float32, error) {
+	return t.step(PurposeTrainMART, x, xAdv, target, n, beta, true)
+}
+
+// step runs purpose's objective over the replicas and reduces their
+// results; the master running statistics take the replicas' only when
+// updateStats is set (the AWP proxy step leaves them alone).
+func (t *Trainer) step(purpose Purpose, x, xAdv, target []float32, n int, beta float64, updateStats bool) (float64, []float32, error) {
 	arch := t.master.Arch
 	d, k := arch.InputSize(), arch.Classes
 	if n < 1 || n > t.batch {
 		return 0, nil, fmt.Errorf("trainer step: %d samples, want 1 to %d", n, t.batch)
 	}
-	if len(x) != n*d || len(target) != n*k || (purpose == PurposeTrainTRADES && len(xAdv) != n*d) {
+	if purpose != PurposeTrain && purpose != PurposeTrainTRADES && purpose != PurposeTrainMART {
+		return 0, nil, fmt.Errorf("trainer step: %s is not a training purpose", purpose)
+	}
+	if len(x) != n*d || len(target) != n*k || (purpose != PurposeTrain && len(xAdv) != n*d) {
 		return 0, nil, fmt.Errorf("trainer step: inputs have %d values, targets %d (and x_adv %d), want %d and %d for %d samples",
 			len(x), len(target), len(xAdv), n*d, n*k, n)
 	}
@@ -144,7 +159,7 @@ func (t *Trainer) step(purpose Purpose, x, xAdv, target []float32, n int, beta f
 			return 0, nil, fmt.Errorf("trainer step, replica %d: %w", r, err)
 		}
 	}
-	return t.reduce(t.replicas[:used], n), t.logits[:n*k], nil
+	return t.reduce(t.replicas[:used], n, updateStats), t.logits[:n*k], nil
 }
 
 // runReplica pushes the master weights into the replica's Net for this
@@ -165,18 +180,22 @@ func (t *Trainer) runReplica(rep *trainReplica, purpose Purpose, start, size int
 	d, k := t.master.Arch.InputSize(), t.master.Arch.Classes
 	xs, ts, out := x[start*d:(start+size)*d], target[start*k:(start+size)*k], t.logits[start*k:(start+size)*k]
 	var err error
-	if purpose == PurposeTrainTRADES {
+	switch purpose {
+	case PurposeTrainTRADES:
 		rep.loss, err = net.TrainStepTRADES(xs, xAdv[start*d:(start+size)*d], ts, out, beta)
-	} else {
+	case PurposeTrainMART:
+		rep.loss, err = net.TrainStepMART(xs, xAdv[start*d:(start+size)*d], ts, out, beta)
+	default:
 		rep.loss, err = net.TrainStep(xs, ts, out)
 	}
 	rep.net = net
 	return err
 }
 
-// reduce averages the replicas' losses, gradients and running statistics
-// (weights size/n) into the Trainer's outputs and master buffers.
-func (t *Trainer) reduce(reps []*trainReplica, n int) float64 {
+// reduce averages the replicas' losses, gradients and, with updateStats,
+// running statistics (weights size/n) into the Trainer's outputs and master
+// buffers.
+func (t *Trainer) reduce(reps []*trainReplica, n int, updateStats bool) float64 {
 	loss := 0.0
 	for _, g := range t.grads {
 		clear(g)
@@ -200,6 +219,9 @@ func (t *Trainer) reduce(reps []*trainReplica, n int) float64 {
 				dst[j] += float32(share) * v
 			}
 		}
+		if !updateStats {
+			continue
+		}
 		for i, s := range rep.net.specs {
 			if s.role != roleRunningMean && s.role != roleRunningVar {
 				continue
@@ -214,6 +236,9 @@ func (t *Trainer) reduce(reps []*trainReplica, n int) float64 {
 				acc[j] += share * float64(v)
 			}
 		}
+	}
+	if !updateStats {
+		return loss
 	}
 	for i, acc := range t.bufferAcc {
 		dst := t.master.Params[i].Data

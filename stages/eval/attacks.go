@@ -24,8 +24,14 @@ func (m attackModel) InputShape() []int { return m.shape }
 // for autoattack, returns its components' cumulative robust counts.
 func runAttack(m attackModel, cfg Config, attack string, x []float32, y []int32, n int, rng *rand.Rand, xAdv []float32) ([]autoStep, error) {
 	if attack == nnattack.NameAutoAttack {
-		rep, err := nnattack.AutoAttackConfig{Eps: cfg.Eps, Steps: cfg.Steps, Targets: cfg.Targets, Queries: cfg.Queries}.
-			Run(m, x, y, n, rng, xAdv)
+		// targets 9, the parameter's default, leaves the standard's own
+		// targets: 9 everywhere but l1's APGD-T, which the standard runs on 5.
+		targets := cfg.Targets
+		if targets == nnattack.DefaultTargets {
+			targets = 0
+		}
+		rep, err := nnattack.AutoAttackConfig{Eps: cfg.Eps, Steps: cfg.Steps, Targets: targets, Queries: cfg.Queries,
+			Norm: cfg.Norm}.Run(m, x, y, n, rng, xAdv)
 		if err != nil {
 			return nil, err
 		}
@@ -35,7 +41,7 @@ func runAttack(m attackModel, cfg Config, attack string, x []float32, y []int32,
 		}
 		return steps, nil
 	}
-	spec := nnattack.Spec{Name: attack, Eps: cfg.Eps, Step: cfg.Step, Steps: cfg.Steps, Restarts: cfg.Restarts,
+	spec := nnattack.Spec{Name: attack, Norm: cfg.Norm, Eps: cfg.Eps, Step: cfg.Step, Steps: cfg.Steps, Restarts: cfg.Restarts,
 		Queries: cfg.Queries, Kappa: cfg.Kappa, Targets: cfg.Targets}
 	return nil, nnattack.Run(m, spec, x, y, n, rng, xAdv)
 }

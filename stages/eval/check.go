@@ -3,6 +3,7 @@ package eval
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 
@@ -16,7 +17,11 @@ import (
 func (Stage) Check(ps stages.Params, _ map[string][]stages.Upstream) []stages.Problem {
 	cfg, err := ConfigFromParams(ps)
 	if err != nil {
-		return []stages.Problem{{Param: "attacks", Msg: err.Error()}}
+		param := "attacks"
+		if strings.HasPrefix(err.Error(), "norm ") { // nnattack.ParseNorm's error
+			param = "norm"
+		}
+		return []stages.Problem{{Param: param, Msg: err.Error()}}
 	}
 	return cfg.problems()
 }
@@ -35,14 +40,21 @@ func (c Config) problems() []stages.Problem {
 				Hint: param.Suggest(a, nnattack.Names)})
 		case slices.Index(c.Attacks, a) != i:
 			ps = append(ps, stages.Problem{Param: "attacks", Elem: i + 1, Msg: fmt.Sprintf("lists %q twice", a), Hint: "remove one: each attack is run once"})
+		case !nnattack.Supports(a, c.Norm):
+			ps = append(ps, stages.Problem{Param: "attacks", Elem: i + 1, Msg: fmt.Sprintf("%q has no %s version", a, c.Norm),
+				Hint: "remove it, or use norm " + joinNorms(nnattack.SupportedNorms(a))})
 		}
+	}
+	maxEps := math.Inf(1)
+	if c.Norm == nnattack.Linf {
+		maxEps = 1
 	}
 	for _, r := range []struct {
 		param string
 		bad   bool
 		msg   string
 	}{
-		{"eps", !(c.Eps >= 0 && c.Eps <= 1), fmt.Sprintf("eps %v must be in [0,1]", c.Eps)},
+		{"eps", !(c.Eps >= 0 && c.Eps <= maxEps), epsMessage(c.Eps, c.Norm)},
 		{"step", !(c.Step >= 0 && c.Step <= 1), fmt.Sprintf("step %v must be in [0,1] (0 = default)", c.Step)},
 		{"kappa", !(c.Kappa >= 0), fmt.Sprintf("kappa %v must be >= 0", c.Kappa)},
 		{"steps", c.Steps < 0, fmt.Sprintf("steps %d must be >= 0 (0 = each attack's default)", c.Steps)},
@@ -60,6 +72,23 @@ func (c Config) problems() []stages.Problem {
 	return ps
 }
 
+// epsMessage explains why eps is out of range for norm.
+func epsMessage(eps float64, norm nnattack.Norm) string {
+	if norm == nnattack.Linf {
+		return fmt.Sprintf("eps %v must be in [0,1]", eps)
+	}
+	return fmt.Sprintf("eps %v must be a finite number >= 0 (a radius in %s)", eps, norm)
+}
+
+// joinNorms lists norms as "linf or l2".
+func joinNorms(norms []nnattack.Norm) string {
+	names := make([]string, len(norms))
+	for i, n := range norms {
+		names[i] = n.String()
+	}
+	return strings.Join(names, " or ")
+}
+
 // autoAttackParts are the components a white-box autoattack reports a row
 // for, as autoattack/<component>, before its own row.
 var autoAttackParts = []string{nnattack.NameAPGDCE, nnattack.NameAPGDT, nnattack.NameFABT, nnattack.NameSquare}
@@ -75,12 +104,15 @@ func (Stage) Columns(port string, ps stages.Params, inputs map[string][]stages.U
 	if err != nil || (port != "metrics" && port != "predictions") {
 		return nil
 	}
-	attacks := slices.Clone(cfg.Attacks)
+	var attacks []string
+	for _, a := range cfg.Attacks {
+		attacks = append(attacks, cfg.AttackLabel(a))
+	}
 	var cols []stages.Column
 	if port == "metrics" {
 		if slices.Contains(cfg.Attacks, nnattack.NameAutoAttack) && len(inputs["source"]) == 0 {
 			for _, part := range autoAttackParts {
-				attacks = append(attacks, nnattack.NameAutoAttack+"/"+part)
+				attacks = append(attacks, cfg.AttackLabel(nnattack.NameAutoAttack)+"/"+part)
 			}
 		}
 		if cfg.Split != "" {

@@ -57,7 +57,7 @@ func (Stage) Spec() stages.Spec {
 		Name:    "eval",
 		Version: "2",
 		Doc: "Accuracy of models on a dataset, clean and under attacks (FGSM, PGD, CW∞, APGD-CE, APGD-T, FAB-T, " +
-			"Square, AutoAttack), white-box or transferred from a source model, with every sample's logits.",
+			"Square, AutoAttack) in the L∞, L2 or L1 threat model, white-box or transferred from a source model, with every sample's logits.",
 		Inputs: []stages.Port{
 			{Name: "models", Kind: artifacts.KindModel, Multi: true,
 				Doc: "the models to evaluate (e.g. train.best[]); each is labelled by its matrix tags and checkpoint metadata"},
@@ -75,8 +75,12 @@ func (Stage) Spec() stages.Spec {
 		Params: append([]stages.Param{
 			{Name: "attacks", Type: stages.TypeList, Default: []any{nnattack.NameClean, nnattack.NamePGD}, Enum: nnattack.Names,
 				Doc: "attacks to run, in order: " + strings.Join(nnattack.Names, ", ")},
-			{Name: "eps", Type: stages.TypeFloat, Default: 8.0 / 255, Min: stages.Float(0), Max: stages.Float(1),
-				Doc: "L∞ radius (8/255 = 0.0313725)"},
+			{Name: "eps", Type: stages.TypeFloat, Default: 8.0 / 255, Min: stages.Float(0),
+				Doc: "radius of the attacks in the norm `norm` (8/255 = 0.0313725; at most 1 for linf)"},
+			{Name: "norm", Type: stages.TypeString, Default: NormLinf, Enum: nnattack.NormNames,
+				Doc: "threat model: linf, l2 or l1 (‖x' − x‖ ≤ eps, x' in [0,1]); l2: fgsm, pgd, apgd-ce, apgd-t, fab-t, square, " +
+					"autoattack; l1: apgd-ce, apgd-t (l1-APGD), fab-t, square, autoattack; cw is linf only. Other than linf, " +
+					"the attack names in the outputs carry it (pgd-l2, autoattack-l1/apgd-ce); linf, the default, is left out of the cache key"},
 			{Name: "step", Type: stages.TypeFloat, Default: 0.0, Min: stages.Float(0), Max: stages.Float(1),
 				Doc: "step size of fgsm, pgd and cw; 0 = eps for fgsm, eps/4 for pgd and cw (2/255 at eps 8/255)"},
 			{Name: "steps", Type: stages.TypeInt, Default: int64(0), Min: stages.Float(0), Max: stages.Float(10000),
@@ -104,9 +108,14 @@ func (Stage) Spec() stages.Spec {
 	}
 }
 
+// NormLinf is the default threat model of the norm parameter, the one eval
+// always used; it is left out of the cache key (see Stage.KeyNeutral).
+const NormLinf = "linf"
+
 // Config is the eval stage's checked configuration.
 type Config struct {
 	Attacks  []string
+	Norm     nnattack.Norm // threat model of every attack; eps is a radius in it
 	Eps      float64
 	Step     float64 // 0 = the attack's default
 	Steps    int     // 0 = each attack's default
@@ -129,6 +138,13 @@ func ConfigFromParams(ps stages.Params) (Config, error) {
 		Batch: int(ps.Int("batch")), Workers: int(ps.Int("workers")), Limit: int(ps.Int("limit")),
 		Split: ps.String("split"),
 	}
+	if name := ps.String("norm"); name != "" {
+		norm, err := nnattack.ParseNorm(name)
+		if err != nil {
+			return Config{}, err
+		}
+		cfg.Norm = norm
+	}
 	for i, v := range ps.List("attacks") {
 		name, ok := v.(string)
 		if !ok {
@@ -142,9 +158,23 @@ func ConfigFromParams(ps stages.Params) (Config, error) {
 // Validate reports the configuration's mistakes (see problems).
 func (c Config) Validate() error { return param.Join(c.problems()) }
 
-// KeyNeutral implements pipeline.KeyNeutralStage: device cpu (index 0) is
-// how eval always ran, so it is left out of the cache key.
-func (Stage) KeyNeutral() stages.Params { return device.KeyNeutral() }
+// KeyNeutral implements pipeline.KeyNeutralStage: device cpu (index 0) and
+// norm linf are how eval always ran, so they are left out of the cache key.
+func (Stage) KeyNeutral() stages.Params {
+	ps := device.KeyNeutral()
+	ps["norm"] = NormLinf
+	return ps
+}
+
+// AttackLabel is the name under which attack appears in the outputs: the
+// attack itself under L∞ (so tables written before the norm parameter keep
+// their bytes), else with the norm appended, e.g. pgd-l2; clean has no norm.
+func (c Config) AttackLabel(attack string) string {
+	if c.Norm == nnattack.Linf || attack == nnattack.NameClean {
+		return attack
+	}
+	return attack + "-" + c.Norm.String()
+}
 
 // Run reads the models and the dataset, evaluates and writes both outputs. A
 // device it cannot compute on fails it before any input is read (see

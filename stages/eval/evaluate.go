@@ -176,7 +176,7 @@ func (e *evaluation) whiteBox(ctx context.Context, m attackModel, label, attack 
 	}
 	c.rows[0].seconds = time.Since(start).Seconds()
 	for _, s := range steps {
-		c.rows = append(c.rows, metricRow{attack: nnattack.NameAutoAttack + "/" + s.attack,
+		c.rows = append(c.rows, metricRow{attack: e.cfg.AttackLabel(nnattack.NameAutoAttack) + "/" + s.attack,
 			accuracy: float64(s.robust) / float64(e.n), seconds: s.seconds})
 	}
 	if len(steps) > 0 { // the composite's final row comes after its components
@@ -249,7 +249,7 @@ func (e *evaluation) measure(m attackModel, label, attack string) (cell, error) 
 		}
 	}
 	acc := metric.Accuracy(logits, e.y, e.k)
-	return cell{rows: []metricRow{{attack: attack, accuracy: acc}}, logits: logits}, nil
+	return cell{rows: []metricRow{{attack: e.cfg.AttackLabel(attack), accuracy: acc}}, logits: logits}, nil
 }
 
 // outputs lays the cells out as the metrics table and the predictions.
@@ -260,6 +260,9 @@ func (e *evaluation) outputs(targets []Target, cells [][]cell, ids []int64, sour
 	}
 	if source != nil {
 		meta["source"] = source.Label
+	}
+	if e.cfg.Norm != nnattack.Linf { // linf tables keep the bytes they had before the norm parameter
+		meta["norm"] = e.cfg.Norm.String()
 	}
 	var checkpoints, attacks []string
 	var accuracies []float64
@@ -278,7 +281,7 @@ func (e *evaluation) outputs(targets []Target, cells [][]cell, ids []int64, sour
 			preds.Labels = append(preds.Labels, e.y...)
 			preds.Logits = append(preds.Logits, c.logits...)
 			for range e.n {
-				preds.Attack = append(preds.Attack, e.cfg.Attacks[a])
+				preds.Attack = append(preds.Attack, e.cfg.AttackLabel(e.cfg.Attacks[a]))
 				preds.Checkpoint = append(preds.Checkpoint, target.Label)
 			}
 		}

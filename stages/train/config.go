@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/sglr-pipe/sglr-pipe/nn/attack"
 	"github.com/sglr-pipe/sglr-pipe/nn/model"
@@ -19,7 +20,17 @@ const (
 	MethodStandard = "standard" // plain training on clean inputs
 	MethodPGDAT    = "pgd-at"   // adversarial training on the training attack's examples (Madry et al.)
 	MethodTRADES   = "trades"   // CE on clean inputs + beta·KL(p(x) ‖ p(x')) (Zhang et al.)
+	// MART: BCE on x' + beta·KL(p(x) ‖ p(x'))·(1 − p_y(x)) (Wang et al., ICLR 2020)
+	MethodMART = "mart"
+	// AWP on pgd-at, trades and mart: the step's loss and gradient are taken at
+	// adversarially perturbed weights (Wu et al., NeurIPS 2020; AT-AWP, TRADES-AWP, MART-AWP)
+	MethodAWP       = "awp"
+	MethodTRADESAWP = "trades-awp"
+	MethodMARTAWP   = "mart-awp"
 )
+
+// methodNames are the `method` values, in documentation order.
+var methodNames = []string{MethodStandard, MethodPGDAT, MethodTRADES, MethodMART, MethodAWP, MethodTRADESAWP, MethodMARTAWP}
 
 // Training attacks of pgd-at (the `attack` parameter).
 const (
@@ -40,6 +51,9 @@ const (
 // are filled from the training data when training starts.
 type Config struct {
 	Arch model.Arch
+	// Init is how the weights are drawn (model.InitWith); not part of Arch,
+	// which describes the network only.
+	Init model.InitScheme
 
 	Epochs      int
 	Batch       int
@@ -61,6 +75,15 @@ type Config struct {
 	RandomStart bool
 	Restarts    int
 	Beta        float64
+	// AWPGamma and AWPWarmup are the AWP methods' perturbation size and
+	// epochs without AWP before it starts (resolved from −1 to the method's
+	// reference default; 0 for the other methods, and then left out of the
+	// checkpoint fingerprint).
+	AWPGamma  float64 `json:",omitempty"`
+	AWPWarmup int     `json:",omitempty"`
+	// Norm is the threat model of the training and validation attacks:
+	// attack.Linf (NormLinf, the default) or attack.L2 (pgd only).
+	Norm attack.Norm
 
 	Labels       string
 	Smoothing    float64
@@ -82,15 +105,22 @@ type Config struct {
 // params is the train stage's parameter schema.
 func params() []stages.Param {
 	return append([]stages.Param{
-		{Name: "model", Type: stages.TypeString, Default: model.KindMLP,
-			Enum: []string{model.KindMLP, model.KindCNN, model.KindPreActResNet18},
-			Doc:  "architecture: mlp (linear-relu stack), cnn (conv3x3-relu-maxpool blocks + linear), preact-resnet18"},
+		{Name: "model", Type: stages.TypeString, Default: model.KindMLP, Enum: model.Kinds(),
+			Doc: "architecture: mlp (linear-relu stack), cnn (conv3x3-relu-maxpool blocks + linear), preact-resnet18 " +
+				"(Rice et al.), resnet18, resnet34, resnet50 (standard CIFAR ResNets, kuangliu-style), wrn-34-10, wrn-28-10 " +
+				"(TRADES WideResNet); the residual nets need inputs of 25 to 56 pixels a side (wrn: 29 to 60)"},
 		{Name: "hidden", Type: stages.TypeList, Default: []any{int64(256), int64(256)},
 			Doc: "mlp: hidden layer widths; cnn: widths of the linear layers after the conv blocks"},
 		{Name: "channels", Type: stages.TypeList, Default: []any{int64(32), int64(64)},
 			Doc: "cnn: output channels of each conv block"},
 		{Name: "width", Type: stages.TypeInt, Default: int64(64), Min: stages.Float(1), Max: stages.Float(1024),
-			Doc: "preact-resnet18: channels of the first stage (64 in the paper)"},
+			Doc: "preact-resnet18, resnet18/34/50: channels of the first stage (64 in the paper)"},
+		{Name: "widen", Type: stages.TypeInt, Default: int64(10), Min: stages.Float(1), Max: stages.Float(64),
+			Doc: "wrn-34-10, wrn-28-10: widen factor k (10 in the name; stages of 16k, 32k, 64k channels)"},
+		{Name: "init", Type: stages.TypeString, Default: string(model.DefaultInit), Enum: model.InitSchemes(),
+			Doc: "weight initialisation: pytorch (PyTorch's module defaults: Linear/Conv2d weights and biases " +
+				"U(±1/sqrt(fan_in)), BatchNorm 1 and 0) or kaiming-normal (weights N(0, 2/fan_in), zero biases: " +
+				"sglr-pipe's default before pytorch, bit-identical for reproducing older runs)"},
 		{Name: "epochs", Type: stages.TypeInt, Default: int64(30), Min: stages.Float(1), Max: stages.Float(100000),
 			Doc: "training epochs"},
 		{Name: "batch", Type: stages.TypeInt, Default: int64(128), Min: stages.Float(1), Max: stages.Float(65536),
@@ -113,14 +143,20 @@ func params() []stages.Param {
 		{Name: "crop_pad", Type: stages.TypeInt, Default: int64(0), Min: stages.Float(0), Max: stages.Float(64),
 			Doc: "random-crop augmentation: zero padding on each side; 0 = no crop"},
 		{Name: "flip", Type: stages.TypeBool, Default: false, Doc: "random horizontal flip augmentation"},
-		{Name: "method", Type: stages.TypeString, Default: MethodPGDAT, Enum: []string{MethodStandard, MethodPGDAT, MethodTRADES},
+		{Name: "method", Type: stages.TypeString, Default: MethodPGDAT, Enum: methodNames,
 			Doc: "standard: clean training; pgd-at: train on the training attack's examples; trades: CE(f(x)) + beta·KL(p(x)‖p(x')) " +
-				"with the TRADES KL attack"},
+				"with the TRADES KL attack; mart: MART (Wang et al.) on the training attack's examples, BCE(p(x')) + " +
+				"beta·KL(p(x)‖p(x'))·(1−p_y(x)); awp, trades-awp, mart-awp: pgd-at, trades, mart with adversarial weight " +
+				"perturbation (Wu et al.; awp_gamma, awp_warmup)"},
 		{Name: "attack", Type: stages.TypeString, Default: AttackPGD, Enum: []string{AttackPGD, AttackFGSM},
-			Doc: "pgd-at's training attack: pgd (eps, step, steps, random_start, restarts) or fgsm with random start " +
-				"(Wong et al.; step 1.25·eps)"},
-		{Name: "eps", Type: stages.TypeFloat, Default: 8.0 / 255, Min: stages.Float(0), Max: stages.Float(1),
-			Doc: "L∞ radius of the training and validation attacks (8/255 = 0.0313725)"},
+			Doc: "training attack of pgd-at, mart, awp and mart-awp: pgd (eps, step, steps, random_start, restarts) or fgsm " +
+				"with random start (Wong et al.; step 1.25·eps); trades and trades-awp use the TRADES KL attack"},
+		{Name: "eps", Type: stages.TypeFloat, Default: 8.0 / 255, Min: stages.Float(0),
+			Doc: "radius of the training and validation attacks in the norm `norm` (8/255 = 0.0313725; at most 1 for linf)"},
+		{Name: "norm", Type: stages.TypeString, Default: NormLinf, Enum: []string{NormLinf, NormL2},
+			Doc: "threat model of the training and validation attacks: linf (signed steps) or l2 (PGD-L2 of the " +
+				"robust-overfitting reference: steps along ∇/‖∇‖₂, projection onto the L2 ball; pgd attack of pgd-at only). " +
+				"linf, the default, is left out of the cache key"},
 		{Name: "step", Type: stages.TypeFloat, Default: 2.0 / 255, Min: stages.Float(0), Max: stages.Float(1),
 			Doc: "step size of the PGD, TRADES and validation attacks (2/255)"},
 		{Name: "steps", Type: stages.TypeInt, Default: int64(10), Min: stages.Float(1), Max: stages.Float(1000),
@@ -129,7 +165,8 @@ func params() []stages.Param {
 			Doc: "pgd training attack: start from a uniform point of the eps-ball"},
 		{Name: "restarts", Type: stages.TypeInt, Default: int64(1), Min: stages.Float(1), Max: stages.Float(100),
 			Doc: "pgd training attack: restarts, keeping each sample's worst case"},
-		{Name: "beta", Type: stages.TypeFloat, Default: 6.0, Min: stages.Float(0), Doc: "trades: weight of the KL term"},
+		{Name: "beta", Type: stages.TypeFloat, Default: 6.0, Min: stages.Float(0),
+			Doc: "trades, mart (and their awp forms): weight of the KL term (6.0 in both references)"},
 		{Name: "labels", Type: stages.TypeString, Default: LabelsHard,
 			Enum: []string{LabelsHard, LabelsSmooth, LabelsSGLR, LabelsGiven, LabelsDistill},
 			Doc: "training targets: hard (one-hot), smooth (label smoothing), sglr (self-guided refinement), " +
@@ -164,7 +201,7 @@ func params() []stages.Param {
 		{Name: "workers", Type: stages.TypeInt, Default: int64(0), Min: stages.Float(0), Max: stages.Float(1024),
 			Doc: "data-parallel workers; 0 = every core. Results agree across worker counts only up to float " +
 				"rounding, so set it explicitly for bit-identical replays on other machines (it is part of the cache key)"},
-	}, device.Params("train")...)
+	}, append(awpParams(), device.Params("train")...)...)
 }
 
 // ConfigFromParams builds a Config from typed params and checks what the
@@ -205,7 +242,8 @@ func (c Config) labelsInputProblem(connected bool) *stages.Problem {
 // configFromParams builds a Config and lists what is wrong with it.
 func configFromParams(ps stages.Params) (Config, []stages.Problem) {
 	c := Config{
-		Arch:        model.Arch{Kind: ps.String("model"), Width: int(ps.Int("width"))},
+		Arch:        model.Arch{Kind: ps.String("model"), Width: int(ps.Int("width")), Widen: int(ps.Int("widen"))},
+		Init:        model.InitScheme(ps.String("init")),
 		Epochs:      int(ps.Int("epochs")),
 		Batch:       int(ps.Int("batch")),
 		LR:          ps.Float("lr"),
@@ -224,6 +262,9 @@ func configFromParams(ps stages.Params) (Config, []stages.Problem) {
 		RandomStart: ps.Bool("random_start"),
 		Restarts:    int(ps.Int("restarts")),
 		Beta:        ps.Float("beta"),
+		AWPGamma:    ps.Float("awp_gamma"),
+		AWPWarmup:   int(ps.Int("awp_warmup")),
+		Norm:        attack.Linf,
 		Labels:      ps.String("labels"),
 		Smoothing:   ps.Float("smoothing"),
 		SGLR: optim.SGLRConfig{
@@ -240,6 +281,13 @@ func configFromParams(ps stages.Params) (Config, []stages.Problem) {
 		CheckpointEvery: int(ps.Int("checkpoint_every")),
 	}
 	var problems []stages.Problem
+	if name := ps.String("norm"); name != "" {
+		norm, err := attack.ParseNorm(name)
+		if err != nil {
+			problems = append(problems, stages.Problem{Param: "norm", Msg: err.Error()})
+		}
+		c.Norm = norm
+	}
 	c.Arch.Hidden = positiveInts("hidden", ps.List("hidden"), &problems)
 	c.Arch.Channels = positiveInts("channels", ps.List("channels"), &problems)
 	milestones := nonNegativeInts("milestones", ps.List("milestones"), &problems)
@@ -248,11 +296,13 @@ func configFromParams(ps stages.Params) (Config, []stages.Problem) {
 	}
 	switch c.Arch.Kind {
 	case model.KindMLP:
-		c.Arch.Channels, c.Arch.Width = nil, 0
+		c.Arch.Channels, c.Arch.Width, c.Arch.Widen = nil, 0, 0
 	case model.KindCNN:
-		c.Arch.Width = 0
-	case model.KindPreActResNet18:
-		c.Arch.Hidden, c.Arch.Channels = nil, nil
+		c.Arch.Width, c.Arch.Widen = 0, 0
+	case model.KindWRN34_10, model.KindWRN28_10:
+		c.Arch.Hidden, c.Arch.Channels, c.Arch.Width = nil, nil, 0
+	default: // preact-resnet18, resnet18, resnet34, resnet50
+		c.Arch.Hidden, c.Arch.Channels, c.Arch.Widen = nil, nil, 0
 	}
 	if len(milestones) == 0 {
 		milestones = DefaultMilestones(c.Epochs)
@@ -267,6 +317,7 @@ func configFromParams(ps stages.Params) (Config, []stages.Problem) {
 	if c.SGLR.FixedR < 0 {
 		c.SGLR.FixedR = -1
 	}
+	c.resolveAWP()
 	return c, c.problems()
 }
 
@@ -310,20 +361,25 @@ func (c Config) problems() []stages.Problem {
 		blame(name, err)
 	}
 	blame("crop_pad", c.Augment.Validate())
-	if !slices.Contains([]string{MethodStandard, MethodPGDAT, MethodTRADES}, c.Method) {
-		blame("method", fmt.Errorf("method %q unknown: want standard, pgd-at or trades", c.Method))
+	if !slices.Contains(methodNames, c.Method) {
+		blame("method", fmt.Errorf("method %q unknown: want one of %s", c.Method, strings.Join(methodNames, ", ")))
 	}
 	if !slices.Contains([]string{AttackPGD, AttackFGSM}, c.Attack) {
 		blame("attack", fmt.Errorf("attack %q unknown: want pgd or fgsm", c.Attack))
 	}
-	if c.Method == MethodTRADES && c.Attack != AttackPGD {
-		blame("attack", fmt.Errorf("attack %q has no effect with method trades, which uses the TRADES KL attack: remove it", c.Attack))
+	if c.tradesAttack() && c.Attack != AttackPGD {
+		blame("attack", fmt.Errorf("attack %q has no effect with method %s, which uses the TRADES KL attack: remove it", c.Attack, c.Method))
 	}
-	blame("step", c.trainPGD().Validate())
-	blame("val_steps", c.valPGD().Validate())
+	if p := c.normProblem(); p != nil {
+		ps = append(ps, *p)
+	} else {
+		blame("step", c.trainPGD().Validate())
+		blame("val_steps", c.valPGD().Validate())
+	}
 	if math.IsNaN(c.Beta) || math.IsInf(c.Beta, 0) || c.Beta < 0 {
 		blame("beta", fmt.Errorf("beta %v must be finite and >= 0", c.Beta))
 	}
+	ps = append(ps, c.awpProblems()...)
 	ps = append(ps, c.labelProblems()...)
 	if c.ValEvery < 1 {
 		blame("val_every", fmt.Errorf("val_every %d must be >= 1", c.ValEvery))
@@ -391,12 +447,53 @@ func (c Config) NeedsLabelsInput() bool { return c.Labels == LabelsGiven || c.La
 
 // trainPGD is the PGD training attack.
 func (c Config) trainPGD() attack.PGD {
-	return attack.PGD{Eps: c.Eps, Step: c.Step, Steps: c.Steps, RandomStart: c.RandomStart, Restarts: c.Restarts}
+	return attack.PGD{Eps: c.Eps, Step: c.Step, Steps: c.Steps, RandomStart: c.RandomStart, Restarts: c.Restarts, Norm: c.Norm}
 }
 
-// valPGD is the validation attack: PGD-val_steps with random start.
+// valPGD is the validation attack: PGD-val_steps with random start, in the
+// training norm.
 func (c Config) valPGD() attack.PGD {
-	return attack.PGD{Eps: c.Eps, Step: c.Step, Steps: c.ValSteps, RandomStart: true, Restarts: 1}
+	return attack.PGD{Eps: c.Eps, Step: c.Step, Steps: c.ValSteps, RandomStart: true, Restarts: 1, Norm: c.Norm}
+}
+
+// Values of the norm parameter.
+const (
+	NormLinf = "linf"
+	NormL2   = "l2"
+)
+
+// keyNeutral is what Stage.KeyNeutral leaves out of the cache key: the
+// values of later parameters that compute what train computed before they
+// existed — device cpu (index 0), norm linf, init kaiming-normal (the only
+// initialisation before init; the default is now pytorch, which keys anew),
+// widen 10 (read by the WideResNets only) and awp_gamma/awp_warmup −1
+// (nothing for the methods that existed then).
+func keyNeutral() stages.Params {
+	ps := device.KeyNeutral()
+	ps["norm"] = NormLinf
+	ps["init"] = string(model.InitKaimingNormal)
+	ps["widen"] = int64(10)
+	ps["awp_gamma"] = -1.0
+	ps["awp_warmup"] = int64(-1)
+	return ps
+}
+
+// normProblem says what is wrong with the norm for the method and attack:
+// L2 is the pgd attack's (the fgsm and TRADES attacks are L∞ only), and an
+// L∞ radius above 1 covers the whole box.
+func (c Config) normProblem() *stages.Problem {
+	switch {
+	case c.Norm != attack.Linf && c.Norm != attack.L2:
+		return &stages.Problem{Param: "norm", Msg: fmt.Sprintf("norm %s is not a training threat model: want linf or l2", c.Norm)}
+	case c.Norm == attack.L2 && c.tradesAttack():
+		return &stages.Problem{Param: "norm", Msg: fmt.Sprintf("norm l2 is not supported by method %s (its TRADES KL attack is L∞)", c.Method),
+			Hint: "use method pgd-at, or norm linf"}
+	case c.Norm == attack.L2 && c.Method != MethodStandard && c.Attack == AttackFGSM:
+		return &stages.Problem{Param: "norm", Msg: "norm l2 is not supported by attack fgsm", Hint: "use attack pgd, or norm linf"}
+	case c.Norm == attack.Linf && !(c.Eps <= 1):
+		return &stages.Problem{Param: "eps", Msg: fmt.Sprintf("eps %v must be in [0,1] for norm linf", c.Eps)}
+	}
+	return nil
 }
 
 // positiveInts converts a list param to positive integers, adding a

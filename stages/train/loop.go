@@ -182,7 +182,7 @@ func newTrainingRun(cfg Config, train, val *artifacts.Dataset, given *artifacts.
 	}
 	t.shuffleRNG, t.augmentRNG, t.attackRNG = rand.New(t.shufflePCG), rand.New(t.augmentPCG), rand.New(t.attackPCG)
 	var err error
-	if t.weights, err = model.Init(cfg.Arch, seed); err != nil {
+	if t.weights, err = model.InitWith(cfg.Arch, seed, cfg.Init); err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
 	if t.sched, err = cfg.schedule(); err != nil {
@@ -320,8 +320,8 @@ type batchStats struct {
 
 // step trains on one batch (bi of nBatches, epoch 0-based): it gathers and
 // augments the rows, predicts them clean and adversarially in eval mode,
-// updates the SGLR bank or gathers the fixed targets, and takes one
-// optimiser step.
+// updates the SGLR bank or gathers the fixed targets, takes the method's
+// training step (trainStep) and one optimiser step.
 func (t *trainingRun) step(epoch, bi, nBatches int, rows []int) (batchStats, error) {
 	cfg := t.cfg
 	k, d := t.k, t.d
@@ -370,16 +370,7 @@ func (t *trainingRun) step(epoch, bi, nBatches int, rows []int) (batchStats, err
 	} else {
 		model.Gather(t.fixedTargets, k, rows, targets)
 	}
-	var loss float64
-	var err error
-	switch cfg.Method {
-	case MethodStandard:
-		loss, _, err = t.trainer.Step(x, targets, n)
-	case MethodPGDAT:
-		loss, _, err = t.trainer.Step(xAdv, targets, n)
-	case MethodTRADES:
-		loss, _, err = t.trainer.StepTRADES(x, xAdv, targets, n, cfg.Beta)
-	}
+	loss, err := t.trainStep(epoch, x, xAdv, targets, n)
 	if err != nil {
 		return batchStats{}, fmt.Errorf("epoch %d, batch %d: training step: %w", epoch+1, bi+1, err)
 	}
@@ -411,7 +402,7 @@ func (t *trainingRun) currentTargets() []float32 {
 func (t *trainingRun) craft(x []float32, labels []int32, n int, xAdv []float32) error {
 	cfg := t.cfg
 	switch {
-	case cfg.Method == MethodTRADES:
+	case cfg.tradesAttack():
 		return t.attacker.TRADES(t.eval, x, n, attack.TRADES{Eps: cfg.Eps, Step: cfg.Step, Steps: cfg.Steps}, t.attackRNG, xAdv)
 	case cfg.Attack == AttackFGSM:
 		return t.attacker.FGSM(t.eval, x, labels, n, attack.FGSM{Eps: cfg.Eps}, t.attackRNG, xAdv)

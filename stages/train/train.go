@@ -62,9 +62,9 @@ func (Stage) Spec() stages.Spec {
 	}
 }
 
-// KeyNeutral implements pipeline.KeyNeutralStage: device cpu (index 0) is
-// how train always ran, so it is left out of the cache key.
-func (Stage) KeyNeutral() stages.Params { return device.KeyNeutral() }
+// KeyNeutral implements pipeline.KeyNeutralStage: device cpu (index 0) and
+// norm linf are how train always ran, so they are left out of the cache key.
+func (Stage) KeyNeutral() stages.Params { return keyNeutral() }
 
 // Run trains and writes the four outputs. A device it cannot compute on
 // fails it before any input is read (see device.Require).

@@ -9,7 +9,10 @@
 //
 // Build it with `go build -o bin/class-subset ./examples/plugins/class-subset`.
 // A plugin in your own module looks the same: it imports the stages and
-// artifacts packages of sglr-pipe and nothing else of ours.
+// artifacts packages of sglr-pipe and nothing else of ours. README.md,
+// "Adding a stage (plugins)", sets up such a module (a replace directive to
+// a clone: the module is not published), and ../howto.sh checks that those
+// steps work as written.
 package main
 
 import (
