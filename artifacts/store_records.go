@@ -87,7 +87,7 @@ func (s *DirStore) PutRun(r *Run) error {
 	if err := checkRunID(r.ID); err != nil {
 		return fmt.Errorf("put run: %w", err)
 	}
-	data, err := json.MarshalIndent(r, "", "  ")
+	data, err := marshalRun(r)
 	if err != nil {
 		return fmt.Errorf("put run %s: %w", r.ID, err)
 	}

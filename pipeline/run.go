@@ -121,7 +121,7 @@ func (p *Pipeline) Run(ctx context.Context, opts Options) (*artifacts.Run, error
 	for _, n := range p.Nodes {
 		st := s.states[n.index]
 		ri := artifacts.RunInstance{
-			ID: n.ID(), Stage: n.Decl(), Uses: n.Uses(), Axes: axesOf(n),
+			ID: n.ID(), Stage: n.Decl(), Uses: n.Uses(), Axes: axesOf(n), Params: n.Params,
 			Key: st.key, Status: st.status, Reason: st.reason,
 			Inputs: st.inputs, Outputs: st.outputs, Seconds: st.seconds,
 		}

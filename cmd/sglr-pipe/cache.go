@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"time"
@@ -63,7 +62,7 @@ func newCacheLsCommand(g *globalFlags) *cobra.Command {
 		Short: "Count objects, actions and runs with their sizes, and list recent actions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := openExistingStore(g)
+			store, err := openExistingStore(cmd, g)
 			if err != nil {
 				return err
 			}
@@ -96,7 +95,7 @@ progress) are reported as warnings only: they are never visible as artifacts,
 and 'cache gc' removes them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := openExistingStore(g)
+			store, err := openExistingStore(cmd, g)
 			if err != nil {
 				return err
 			}
@@ -135,7 +134,7 @@ and 'cache gc' removes them.`,
 
 // newCacheGCCommand removes unreferenced objects and stale scratch files.
 func newCacheGCCommand(g *globalFlags) *cobra.Command {
-	var dryRun, asJSON bool
+	var dryRun, asJSON, checkpoints bool
 	var grace time.Duration
 	cmd := &cobra.Command{
 		Use:   "gc",
@@ -145,13 +144,15 @@ Files younger than --grace are spared, so gc is safe beside a running
 pipeline; --grace 0 removes everything unreferenced at once. Scratch
 directories and writes of a live run are leased (an flock held while the
 stage runs) and never removed, however old; a killed run's lease dies with
-it, and its leftovers go once older than --grace.`,
+it, and its leftovers go once older than --grace. Training checkpoints
+(what an interrupted or longer run resumes from) are kept unless
+--checkpoints is given, which deletes them all.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if grace < 0 {
 				return usageErrorf(cmd, "--grace must not be negative, got %s", grace)
 			}
-			store, err := openExistingStore(g)
+			store, err := openExistingStore(cmd, g)
 			if err != nil {
 				return err
 			}
@@ -160,6 +161,15 @@ it, and its leftovers go once older than --grace.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if checkpoints && !dryRun {
+				freed, err := store.RemoveCheckpoints()
+				if err != nil {
+					return err
+				}
+				if !asJSON {
+					fmt.Fprintf(out, "removed every checkpoint (%s)\n", humanBytes(freed))
+				}
+			}
 			if asJSON {
 				if err := writeJSON(out, rep); err != nil {
 					return err
@@ -193,24 +203,8 @@ it, and its leftovers go once older than --grace.`,
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would be removed without removing it")
 	cmd.Flags().DurationVar(&grace, "grace", time.Hour, "spare unreferenced objects and tmp entries younger than this (tmp entries a live run holds are always spared)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the GC report as JSON")
+	cmd.Flags().BoolVar(&checkpoints, "checkpoints", false, "also delete every training checkpoint (runs then start over instead of resuming)")
 	return cmd
-}
-
-// openExistingStore opens the store for a command that only reads it, and
-// refuses a directory that does not exist rather than creating an empty store.
-func openExistingStore(g *globalFlags) (*artifacts.DirStore, error) {
-	dir := g.storeDir("")
-	info, err := os.Stat(dir)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, &usageError{command: "sglr-pipe", msg: fmt.Sprintf("no store at %s (pass --store DIR or set $%s)", dir, storeEnv)}
-		}
-		return nil, fmt.Errorf("store %s: %w", dir, err)
-	}
-	if !info.IsDir() {
-		return nil, &usageError{command: "sglr-pipe", msg: fmt.Sprintf("store %s is not a directory", dir)}
-	}
-	return artifacts.OpenDir(dir)
 }
 
 // listStore counts files per store area and collects the newest actions.

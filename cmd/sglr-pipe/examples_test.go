@@ -83,7 +83,7 @@ func TestExamplesPlanAndRunShrunk(t *testing.T) {
 			if !strings.Contains(run.stdout, " 0 failed") {
 				t.Errorf("run of %s:\n%s", name, run.stdout)
 			}
-			reports, err := filepath.Glob(filepath.Join(out, "*", "*", "table.md"))
+			reports, err := filepath.Glob(filepath.Join(out, "*", latestLink, "*", "table.md"))
 			if err != nil {
 				t.Fatal(err)
 			}

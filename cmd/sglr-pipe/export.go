@@ -17,20 +17,21 @@ func newExportCommand(g *globalFlags) *cobra.Command {
 		Use:   "export REF --format npy|csv|npz [-o PATH]",
 		Short: "Export an artifact as a directory of .npy files, as CSV, or a model as .npz",
 		Long: `export writes the artifact REF names (a digest, a unique prefix, or
-INSTANCE.PORT of the latest run) in a format other tools read:
+INSTANCE.PORT of the newest run that produced INSTANCE) in a format other
+tools read:
 
   --format npy   one .npy file per column in the directory -o (default: ./<digest12>-npy)
   --format csv   one CSV file at -o, or stdout without -o
   --format npz   a model only: one NumPy .npz archive at -o (default: ./<digest12>.npz)
-                 holding its state_dict, which PyTorch loads without torch.load:
-                   sd = {k: torch.from_numpy(v) for k, v in np.load(PATH).items()}
-                   model.load_state_dict(sd)   # model from bench/torch_models.py`,
+                 holding its state_dict and, under __arch__.json, its architecture;
+                 PyTorch builds and loads it without torch.load:
+                   model = torch_models.load_npz(PATH)   # bench/torch_models.py`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "npy" && format != "csv" && format != "npz" {
 				return usageErrorf(cmd, "--format must be npy, csv or npz, got %q", format)
 			}
-			store, err := openExistingStore(g)
+			store, err := openExistingStore(cmd, g)
 			if err != nil {
 				return err
 			}

@@ -114,7 +114,7 @@ only does what changed, and any recorded instance can be replayed bit for bit.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.store, "store", "",
-		"store directory (default: $"+storeEnv+" if set, else .sglr beside the pipeline file for run/plan, else ./.sglr)")
+		"store directory (default: $"+storeEnv+" if set, else .sglr beside the pipeline file for run/plan, else the nearest .sglr in the current directory or above it)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageErrorf(cmd, "%v", err)
 	})
@@ -125,6 +125,8 @@ only does what changed, and any recorded instance can be replayed bit for bit.`,
 		newGraphCommand(g),
 		newStagesCommand(),
 		newShowCommand(g),
+		newRunsCommand(g),
+		newDiffCommand(g),
 		newExportCommand(g),
 		newCacheCommand(g),
 		newReplayCommand(g),
@@ -247,8 +249,9 @@ func allCommands(c *cobra.Command) []*cobra.Command {
 	return out
 }
 
-// storeDir picks the store directory: --store, then $SGLR_STORE, then
-// .sglr beside the pipeline file (when there is one), then ./.sglr.
+// storeDir picks the store of a command given a pipeline file: --store,
+// then $SGLR_STORE, then .sglr beside the file. Commands without a pipeline
+// file find theirs with locateStore.
 func (g *globalFlags) storeDir(pipelineFile string) string {
 	if g.store != "" {
 		return g.store
@@ -256,8 +259,5 @@ func (g *globalFlags) storeDir(pipelineFile string) string {
 	if env := os.Getenv(storeEnv); env != "" {
 		return env
 	}
-	if pipelineFile != "" {
-		return filepath.Join(filepath.Dir(pipelineFile), ".sglr")
-	}
-	return ".sglr"
+	return filepath.Join(filepath.Dir(pipelineFile), storeName)
 }

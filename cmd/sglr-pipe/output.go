@@ -74,15 +74,6 @@ func (t *textTable) render(w io.Writer, prefix string) {
 	}
 }
 
-// markdown renders the table as a GitHub-flavoured Markdown table.
-func (t *textTable) markdown() string {
-	tw := t.writer()
-	style := table.StyleDefault
-	style.Markdown.PadContent = true // aligned source, same rendering
-	tw.SetStyle(style)
-	return tw.RenderMarkdown() + "\n"
-}
-
 func toRow(cells []string) table.Row {
 	row := make(table.Row, len(cells))
 	for i, c := range cells {

@@ -22,9 +22,9 @@ func TestRenderTableMarkdown(t *testing.T) {
 				{Name: "acc", Floats: []float64{0.5, 0.123456789}},
 			}},
 			limit: -1,
-			want: "| method  | n   | acc      |\n" +
-				"| ------- | --- | -------- |\n" +
-				"| AT      | 10  | 0.5      |\n" +
+			want: "| method  |   n |      acc |\n" +
+				"| ------- | --: | -------: |\n" +
+				"| AT      |  10 |      0.5 |\n" +
 				"| AT+SGLR | 200 | 0.123457 |\n",
 		},
 		{
@@ -33,7 +33,7 @@ func TestRenderTableMarkdown(t *testing.T) {
 				{Name: "a|b", Strings: []string{"x", "y", "z"}},
 			}},
 			limit: 1,
-			want:  "| a\\|b |\n| --- |\n| x   |\n", // go-pretty pads by the unescaped width
+			want:  "| a\\|b |\n| ---- |\n| x    |\n", // padded to the width as written, escape included
 		},
 	}
 	for _, tc := range tests {

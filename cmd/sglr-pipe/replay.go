@@ -19,9 +19,10 @@ func newReplayCommand(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "replay RUN INSTANCE",
 		Short: "Re-execute a recorded stage instance and check its outputs are bit-identical",
-		Long: `replay runs INSTANCE of run RUN (a run id or "latest") again with the
-recorded parameters, seed and inputs, and prints, per output, the recorded and
-the replayed digest with IDENTICAL or DIFFERENT. It exits 1 if any output differs.
+		Long: `replay runs INSTANCE of run RUN (a run id, a unique prefix of it or of its
+random part, "latest" or "latest~N") again with the recorded parameters, seed
+and inputs, and prints, per output, the recorded and the replayed digest with
+IDENTICAL or DIFFERENT. It exits 1 if any output differs.
 INSTANCE is an instance id ("noisy[noise=0.2]") or a stage id with one instance.
 
 Bit-identity is what the CPU path promises. On a GPU (device: cuda, not usable
@@ -33,16 +34,13 @@ replay of such an instance may differ without anything being wrong.`,
 			if err := checkRunArg(runID); err != nil {
 				return usageErrorf(cmd, "%v", err)
 			}
-			store, err := openExistingStore(g)
+			store, err := openExistingStore(cmd, g)
 			if err != nil {
 				return err
 			}
-			run, err := store.GetRun(runID)
+			run, err := findRun(store, runID, runFilter{})
 			if err != nil {
-				if errors.Is(err, artifacts.ErrNotFound) {
-					return usageErrorf(cmd, "no run %q in store %s", runID, store.Root())
-				}
-				return err
+				return refUsage(cmd, err)
 			}
 			if err := checkReplayInstance(run, instance); err != nil {
 				return usageErrorf(cmd, "%v", err)

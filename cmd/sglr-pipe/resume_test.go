@@ -93,6 +93,18 @@ func TestKilledTrainingResumesToTheSameDigests(t *testing.T) {
 	if !strings.Contains(r.stdout, "resume from epoch 20") {
 		t.Errorf("plan with 24 epochs does not say it resumes from epoch 20:\n%s", r.stdout)
 	}
+	// gc keeps checkpoints unless told to delete them.
+	mustSucceed(t, dir, "cache", "gc", "--grace", "0")
+	if r = mustSucceed(t, dir, "plan", "--set", "vars.epochs=24", file); !strings.Contains(r.stdout, "resume from epoch 20") {
+		t.Errorf("plain gc deleted the checkpoints:\n%s", r.stdout)
+	}
+	if r = mustSucceed(t, dir, "cache", "gc", "--checkpoints"); !strings.Contains(r.stdout, "removed every checkpoint") {
+		t.Errorf("gc --checkpoints says:\n%s", r.stdout)
+	}
+	if r = mustSucceed(t, dir, "plan", "--set", "vars.epochs=24", file); strings.Contains(r.stdout, "resume") {
+		t.Errorf("plan still resumes after gc --checkpoints:\n%s", r.stdout)
+	}
+
 	// How often checkpoints are saved is not part of the key.
 	every := strings.Replace(resumePipeline, "workers: 1\n", "workers: 1\n      checkpoint_every: 5\n", 1)
 	if err := os.WriteFile(file, []byte(every), 0o644); err != nil {

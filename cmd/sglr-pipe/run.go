@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,7 +20,6 @@ import (
 	"github.com/sglr-pipe/sglr-pipe/dsl"
 	"github.com/sglr-pipe/sglr-pipe/pipeline"
 	"github.com/sglr-pipe/sglr-pipe/pipeline/natsexec"
-	"github.com/sglr-pipe/sglr-pipe/stages"
 )
 
 // selectionFlags are the flags run and plan share: which instances to
@@ -101,7 +99,7 @@ const natsJobs = 256
 func newRunCommand(g *globalFlags) *cobra.Command {
 	f := &selectionFlags{}
 	ef := &executorFlags{}
-	var outDir string
+	var outDir, tables string
 	cmd := &cobra.Command{
 		Use:   "run FILE [TARGET...]",
 		Short: "Run a pipeline (or only the TARGET stages and what they need), reusing cached results",
@@ -119,18 +117,29 @@ Exit status: 0 when every instance ran or was cached, 1 when a stage failed,
 2 for a bad pipeline or command line, 130 when interrupted.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPipeline(cmd, g, f, ef, outDir, args[0], args[1:])
+			if err := checkTablesFlag(cmd, tables); err != nil {
+				return err
+			}
+			return runPipeline(cmd, g, f, ef, runOutput{dir: outDir, tables: tables}, args[0], args[1:])
 		},
 	}
 	f.register(cmd)
 	ef.register(cmd)
 	cmd.Flags().StringVar(&outDir, "out", defaultOutDir,
-		"write the files of report outputs to DIR/<pipeline name>/<instance>/ (\"\" to skip)")
+		"write the files of report outputs to DIR/<pipeline name>/<run id>/<instance>/, and point DIR/<pipeline name>/latest at it (\"\" to skip)")
+	cmd.Flags().StringVar(&tables, "tables", tablesChanged,
+		"which leaf tables to print: changed (not the ones this pipeline's last printed run showed with the same digest), always or never")
 	return cmd
 }
 
+// runOutput is what run does with its results besides recording them.
+type runOutput struct {
+	dir    string // --out: where report files go ("" for nowhere)
+	tables string // --tables: which leaf tables to print
+}
+
 // runPipeline is the body of `run`.
-func runPipeline(cmd *cobra.Command, g *globalFlags, f *selectionFlags, ef *executorFlags, outDir, file string, targets []string) error {
+func runPipeline(cmd *cobra.Command, g *globalFlags, f *selectionFlags, ef *executorFlags, ro runOutput, file string, targets []string) error {
 	p, err := loadPipeline(file, f.sets, f.maxInstances)
 	if err != nil {
 		return err
@@ -202,11 +211,14 @@ func runPipeline(cmd *cobra.Command, g *globalFlags, f *selectionFlags, ef *exec
 		}
 	} else {
 		printSummary(out, summary, mirror.Root())
-		printLeafTables(out, p, run, store)
+		printLeafTables(out, p, run, store, leafOptions{mode: ro.tables, width: terminalWidth(out), shown: mirror})
 	}
-	written, outErr := writeOutFiles(outDir, p, run, store)
+	written, outErr := writeOutFiles(ro.dir, p, run, store)
 	if !f.asJSON {
 		printOutFiles(out, written)
+	}
+	if written.Warning != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "sglr-pipe: warning: %v\n", written.Warning)
 	}
 	if outErr != nil && runErr == nil && ctx.Err() == nil {
 		return failed(outErr)
@@ -394,103 +406,6 @@ func printSummary(w io.Writer, s runSummary, storeRoot string) {
 	for _, f := range s.Failures {
 		fmt.Fprintf(w, "FAILED %s: %s\n", f.Instance, f.Error)
 	}
-}
-
-// printLeafTables prints every table that a leaf instance (one nothing reads
-// from) produced in this run, and the table.md of its files outputs, so that
-// a pipeline ending in a report shows its result.
-func printLeafTables(w io.Writer, p *pipeline.Pipeline, run *artifacts.Run, store artifacts.Store) {
-	if run == nil {
-		return
-	}
-	byID := make(map[string]artifacts.RunInstance, len(run.Instances))
-	for _, in := range run.Instances {
-		byID[in.ID] = in
-	}
-	for _, n := range p.Nodes {
-		if len(n.Consumers) > 0 {
-			continue
-		}
-		in, ok := byID[n.ID()]
-		if !ok {
-			continue
-		}
-		for _, port := range n.Spec.Outputs {
-			d, ok := in.Outputs[port.Name]
-			show := map[string]func(io.Writer, artifacts.Store, artifacts.Digest) error{
-				artifacts.KindTable: printTableArtifact, artifacts.KindFiles: printFilesTable}[port.Kind]
-			if show == nil || !ok {
-				continue
-			}
-			fmt.Fprintf(w, "\n%s.%s (%s)\n", n.ID(), port.Name, shortDigest(string(d)))
-			if err := show(w, store, d); err != nil {
-				fmt.Fprintf(w, "  (cannot show: %v)\n", err)
-			}
-		}
-	}
-}
-
-// readAfterRun reports whether run reads an output after the pipeline has
-// run: the leaf tables it prints and every files artifact (printed or written
-// under --out). Their cache hits are re-hashed, so that a corrupt one is
-// rebuilt within the run instead of failing here.
-func readAfterRun(n *pipeline.Node, port stages.Port) bool {
-	return port.Kind == artifacts.KindFiles || (port.Kind == artifacts.KindTable && len(n.Consumers) == 0)
-}
-
-// printTableArtifact renders a stored table artifact as a Markdown table.
-func printTableArtifact(w io.Writer, store artifacts.Store, d artifacts.Digest) error {
-	path, err := store.Path(d)
-	if err != nil {
-		return err
-	}
-	t, err := artifacts.DecodeObject(path, d, artifacts.ReadTable)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(w, renderTable(t, -1))
-	return nil
-}
-
-// renderTable renders the first limit rows of t (all when limit < 0) as Markdown.
-func renderTable(t *artifacts.Table, limit int) string {
-	tw := newTable()
-	header := make([]string, len(t.Columns))
-	rows := 0
-	for i, c := range t.Columns {
-		header[i] = c.Name
-		rows = max(rows, columnLen(c))
-	}
-	tw.header(header...)
-	if limit >= 0 && rows > limit {
-		rows = limit
-	}
-	for r := 0; r < rows; r++ {
-		row := make([]any, len(t.Columns))
-		for i, c := range t.Columns {
-			row[i] = columnCell(c, r)
-		}
-		tw.row(row...)
-	}
-	return tw.markdown()
-}
-
-// columnLen is the number of values a column holds.
-func columnLen(c artifacts.Column) int {
-	return max(len(c.Strings), len(c.Ints), len(c.Floats))
-}
-
-// columnCell renders row r of a column ("" past its end).
-func columnCell(c artifacts.Column, r int) string {
-	switch {
-	case c.Strings != nil && r < len(c.Strings):
-		return c.Strings[r]
-	case c.Ints != nil && r < len(c.Ints):
-		return strconv.FormatInt(c.Ints[r], 10)
-	case c.Floats != nil && r < len(c.Floats):
-		return strconv.FormatFloat(c.Floats[r], 'g', 6, 64)
-	}
-	return ""
 }
 
 // interruptContext cancels the returned context on the first SIGINT or

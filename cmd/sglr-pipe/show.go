@@ -21,12 +21,17 @@ func newShowCommand(g *globalFlags) *cobra.Command {
 	var head int
 	cmd := &cobra.Command{
 		Use:   "show REF",
-		Short: "Describe a run (id or \"latest\") or an artifact (digest, prefix, or INSTANCE.PORT)",
+		Short: "Describe a run (id, \"latest\", \"latest~N\") or an artifact (digest, prefix, or INSTANCE.PORT)",
 		Long: `show describes what REF names:
 
-  latest, RUN-ID      a run: every instance with its status, key and outputs
+  latest, latest~N    a run: the newest, or the one N runs before it; every
+                      instance with its status, key and outputs
+  RUN-ID              a run by its id, a unique prefix of it, or of its random part
   DIGEST              an artifact, by full digest or a unique prefix of 6+ hex digits
-  INSTANCE.PORT       an output of the latest run, e.g. noisy[noise=0.2].dataset
+  INSTANCE.PORT       an output of the newest run that produced INSTANCE,
+                      e.g. noisy[noise=0.2].dataset (a run that skipped it is passed over)
+
+The store is the nearest .sglr in the current directory or above it (see --store).
 
 For an artifact it prints the kind, rows, columns, metadata (shapes, class
 names, ...) and the first --head rows.`,
@@ -35,7 +40,7 @@ names, ...) and the first --head rows.`,
 			if head < 0 {
 				return usageErrorf(cmd, "--head must not be negative, got %d", head)
 			}
-			store, err := openExistingStore(g)
+			store, err := openExistingStore(cmd, g)
 			if err != nil {
 				return err
 			}
@@ -71,6 +76,7 @@ names, ...) and the first --head rows.`,
 type shownArtifact struct {
 	Digest   artifacts.Digest `json:"digest"`
 	Size     int64            `json:"size"`
+	Run      string           `json:"run,omitempty"` // the run whose record named it, for INSTANCE.PORT
 	Instance string           `json:"instance,omitempty"`
 	Port     string           `json:"port,omitempty"`
 	*artifacts.Info
@@ -94,14 +100,14 @@ func inspectArtifact(store *artifacts.DirStore, ref *resolvedRef, head int) (*sh
 	if err != nil {
 		return nil, fmt.Errorf("artifact %s: %w", ref.digest, err)
 	}
-	return &shownArtifact{Digest: ref.digest, Size: size, Instance: ref.instance, Port: ref.port, Info: info}, nil
+	return &shownArtifact{Digest: ref.digest, Size: size, Run: ref.runID, Instance: ref.instance, Port: ref.port, Info: info}, nil
 }
 
 // printArtifact renders an artifact description.
 func printArtifact(w io.Writer, a *shownArtifact) {
 	fmt.Fprintf(w, "artifact %s\n", a.Digest)
 	if a.Instance != "" {
-		fmt.Fprintf(w, "  output   %s.%s\n", a.Instance, a.Port)
+		fmt.Fprintf(w, "  output   %s.%s (run %s)\n", a.Instance, a.Port, a.Run)
 	}
 	kind := a.Kind
 	if kind == "" {
