@@ -87,5 +87,9 @@ func (e *Env) Report(key string, v any) {
 	e.summary[key] = v
 }
 
+// SummaryWarnings is the Report key of a stage's warnings ([]string): the
+// CLI prints them at the end of every run that ran or reused the instance.
+const SummaryWarnings = "warnings"
+
 // Summary returns what the stage reported.
 func (e *Env) Summary() map[string]any { return e.summary }

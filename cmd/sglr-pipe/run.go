@@ -20,6 +20,7 @@ import (
 	"github.com/sglr-pipe/sglr-pipe/dsl"
 	"github.com/sglr-pipe/sglr-pipe/pipeline"
 	"github.com/sglr-pipe/sglr-pipe/pipeline/natsexec"
+	"github.com/sglr-pipe/sglr-pipe/stages"
 )
 
 // selectionFlags are the flags run and plan share: which instances to
@@ -205,6 +206,7 @@ func runPipeline(cmd *cobra.Command, g *globalFlags, f *selectionFlags, ef *exec
 		return failed(runErr)
 	}
 	summary := summarise(run, elapsed)
+	summary.Warnings = stageWarnings(store, run)
 	if f.asJSON {
 		if err := writeSummaryJSON(out, summary); err != nil {
 			return err
@@ -342,7 +344,39 @@ type runSummary struct {
 	Cancelled int           `json:"cancelled"`
 	Seconds   float64       `json:"seconds"`
 	Failures  []runFailure  `json:"failures,omitempty"`
+	Warnings  []runWarning  `json:"warnings,omitempty"`
 	Instances []instanceOut `json:"instances"`
+}
+
+// runWarning is one warning a stage reported (stages.SummaryWarnings), e.g.
+// eval's sanity checks; printed for instances that ran and that were cached.
+type runWarning struct {
+	Instance string `json:"instance"`
+	Warning  string `json:"warning"`
+}
+
+// stageWarnings collects the warnings in the actions of the run's instances.
+func stageWarnings(store artifacts.Store, run *artifacts.Run) []runWarning {
+	if run == nil {
+		return nil
+	}
+	var out []runWarning
+	for _, in := range run.Instances {
+		if in.Key == "" || (in.Status != "ran" && in.Status != "cached") {
+			continue
+		}
+		a, err := store.GetAction(in.Key)
+		if err != nil {
+			continue
+		}
+		list, _ := a.Summary[stages.SummaryWarnings].([]any)
+		for _, w := range list {
+			if s, ok := w.(string); ok {
+				out = append(out, runWarning{Instance: in.ID, Warning: s})
+			}
+		}
+	}
+	return out
 }
 
 // runFailure is one failed instance and its error.
@@ -405,6 +439,9 @@ func printSummary(w io.Writer, s runSummary, storeRoot string) {
 	fmt.Fprintln(w)
 	for _, f := range s.Failures {
 		fmt.Fprintf(w, "FAILED %s: %s\n", f.Instance, f.Error)
+	}
+	for _, warn := range s.Warnings {
+		fmt.Fprintf(w, "WARNING %s: %s\n", warn.Instance, warn.Warning)
 	}
 }
 

@@ -127,6 +127,10 @@ type Config struct {
 	Workers  int    // 0 = runtime.NumCPU()
 	Limit    int    // 0 = every sample
 	Split    string // the dataset's name in the metrics' split column; "" = no column
+
+	// CheckpointDir keeps finished (model, attack) pairs for a rerun to
+	// reuse (Env.Checkpoints; set by Run, not a parameter); "" keeps none.
+	CheckpointDir string
 }
 
 // ConfigFromParams builds a Config from typed params. It is checked once
@@ -187,6 +191,7 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 	if err != nil {
 		return err
 	}
+	cfg.CheckpointDir = env.Checkpoints
 	ds, err := env.ReadDataset("dataset")
 	if err != nil {
 		return err
@@ -244,6 +249,12 @@ func (Stage) Run(ctx context.Context, env *stages.Env) error {
 		env.Report("seconds "+attack, s)
 	}
 	env.Report("workers", res.Workers)
+	if res.Resumed > 0 {
+		env.Report("resumed_pairs", res.Resumed)
+	}
+	if len(res.Warnings) > 0 {
+		env.Report(stages.SummaryWarnings, res.Warnings)
+	}
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sglr-pipe/sglr-pipe/artifacts"
@@ -30,6 +31,10 @@ type Result struct {
 	Metrics     *artifacts.Table       // [split,] checkpoint, attack, accuracy, n
 	Predictions *artifacts.Predictions // every sample's logits per (model, attack)
 	Workers     int                    // the parallel workers used
+	Resumed     int                    // (model, attack) pairs taken from checkpoints
+	// Warnings are the sanity checks' findings (see sanity.go), also in the
+	// metrics' "warnings" metadata, one per line.
+	Warnings []string
 	// Seconds is the wall time per attack row (summed over the models). It
 	// stays out of Metrics so that the artifact is the same bytes on every run.
 	Seconds map[string]float64
@@ -83,36 +88,34 @@ func Evaluate(ctx context.Context, cfg Config, targets []Target, source *Target,
 	k, d := len(ds.ClassNames), all[0].Weights.Arch.InputSize()
 	run := &evaluation{cfg: cfg, n: n, d: d, k: k, block: batch * workers, seed: seed, progress: progress,
 		x: ds.Images[:n*d], y: ds.Labels[:n], xAdv: make([]float32, n*d)}
-	crafters := len(targets)
-	if source != nil {
-		crafters = 1
+	progress.Start(run.totalPasses(len(targets), source != nil), "passes")
+	checked := evaluators[:len(targets)]
+	if source != nil { // transferred examples are crafted on the source alone
+		checked = evaluators[len(targets):]
 	}
-	progress.Start(int64(len(cfg.Attacks)*n*(crafters+boolInt(source != nil)*len(targets))), "images")
+	for i, m := range checked {
+		w, err := run.modelWarnings(m, all[len(all)-len(checked)+i].Label)
+		if err != nil {
+			return nil, err
+		}
+		run.warnings = append(run.warnings, w...)
+	}
 
-	cells := make([][]cell, len(targets)) // [target][attack]
-	for i := range cells {
-		cells[i] = make([]cell, len(cfg.Attacks))
+	cells, err := run.attackAll(ctx, evaluators, targets, source)
+	if err != nil {
+		return nil, err
 	}
-	for a, attack := range cfg.Attacks {
-		if source != nil {
-			row, err := run.transfer(ctx, evaluators[len(targets)], source.Label, evaluators[:len(targets)], targets, attack)
-			if err != nil {
-				return nil, err
-			}
-			for t := range targets {
-				cells[t][a] = row[t]
-			}
-			continue
-		}
+	run.removeCells()
+	if source == nil {
 		for t, target := range targets {
-			c, err := run.whiteBox(ctx, evaluators[t], target.Label, attack)
-			if err != nil {
-				return nil, err
+			var rows []metricRow
+			for _, c := range cells[t] {
+				rows = append(rows, c.rows...)
 			}
-			cells[t][a] = c
+			run.warnings = append(run.warnings, attackWarnings(target.Label, rows)...)
 		}
 	}
-	res := &Result{Workers: workers, Seconds: map[string]float64{}}
+	res := &Result{Workers: workers, Seconds: map[string]float64{}, Resumed: run.resumed, Warnings: run.warnings}
 	res.Metrics, res.Predictions = run.outputs(targets, cells, ds.IDs[:n], source)
 	for t := range targets {
 		for _, c := range cells[t] {
@@ -122,6 +125,54 @@ func Evaluate(ctx context.Context, cfg Config, targets []Target, source *Target,
 		}
 	}
 	return res, nil
+}
+
+// attackAll runs every attack on every target (or, with a source, on the
+// source for every target), in the configured order, taking the pairs a
+// previous run finished from their checkpoints and keeping each new one. It
+// returns the cells by [target][attack]; evaluators holds the targets' models
+// and then the source's.
+func (e *evaluation) attackAll(ctx context.Context, evaluators []attackModel, targets []Target, source *Target) ([][]cell, error) {
+	cells := make([][]cell, len(targets)) // [target][attack]
+	for i := range cells {
+		cells[i] = make([]cell, len(e.cfg.Attacks))
+	}
+	for a, attack := range e.cfg.Attacks {
+		if source != nil {
+			row := e.loadCells(source.Label, attack, len(targets))
+			if row != nil {
+				e.progress.Add(int64(e.n) * (attackCost(e.cfg, attack, e.k) + int64(len(targets))))
+			} else {
+				var err error
+				if row, err = e.transfer(ctx, evaluators[len(targets)], source.Label, evaluators[:len(targets)], targets, attack); err != nil {
+					return nil, err
+				}
+				if err := e.saveCells(source.Label, attack, row); err != nil {
+					return nil, err
+				}
+			}
+			for t := range targets {
+				cells[t][a] = row[t]
+			}
+			continue
+		}
+		for t, target := range targets {
+			if saved := e.loadCells(target.Label, attack, 1); saved != nil {
+				e.progress.Add(int64(e.n) * attackCost(e.cfg, attack, e.k))
+				cells[t][a] = saved[0]
+				continue
+			}
+			c, err := e.whiteBox(ctx, evaluators[t], target.Label, attack)
+			if err != nil {
+				return nil, err
+			}
+			if err := e.saveCells(target.Label, attack, []cell{c}); err != nil {
+				return nil, err
+			}
+			cells[t][a] = c
+		}
+	}
+	return cells, nil
 }
 
 // evaluation is one Evaluate call's shared state.
@@ -134,6 +185,24 @@ type evaluation struct {
 	x        []float32 // the n clean samples
 	y        []int32
 	xAdv     []float32 // the current attack's examples
+	resumed  int       // pairs loaded from checkpoints
+	warnings []string  // the sanity checks' findings
+}
+
+// totalPasses is the progress total: every attack's cost (attackCost) per
+// image crafted, and one pass per image for each model measured on
+// transferred examples.
+func (e *evaluation) totalPasses(targets int, transfer bool) int64 {
+	var total int64
+	for _, attack := range e.cfg.Attacks {
+		cost := attackCost(e.cfg, attack, e.k)
+		if transfer {
+			total += int64(e.n) * (cost + int64(targets))
+		} else {
+			total += int64(e.n) * cost * int64(targets)
+		}
+	}
+	return total
 }
 
 // transfer crafts attack's examples on the source model and measures every
@@ -214,6 +283,7 @@ func (e *evaluation) craft(ctx context.Context, m attackModel, label, attack str
 		e.progress.Add(int64(e.n))
 		return nil, nil
 	}
+	cost := attackCost(e.cfg, attack, e.k)
 	rng := pairRNG(e.seed, label, attack)
 	var steps []autoStep
 	for lo := 0; lo < e.n; lo += e.block {
@@ -232,7 +302,7 @@ func (e *evaluation) craft(ctx context.Context, m attackModel, label, attack str
 			steps[i].robust += s.robust
 			steps[i].seconds += s.seconds
 		}
-		e.progress.Add(int64(hi - lo))
+		e.progress.Add(int64(hi-lo) * cost)
 	}
 	return steps, nil
 }
@@ -263,6 +333,9 @@ func (e *evaluation) outputs(targets []Target, cells [][]cell, ids []int64, sour
 	}
 	if e.cfg.Norm != nnattack.Linf { // linf tables keep the bytes they had before the norm parameter
 		meta["norm"] = e.cfg.Norm.String()
+	}
+	if len(e.warnings) > 0 { // and so do tables without a warning
+		meta["warnings"] = strings.Join(e.warnings, "\n")
 	}
 	var checkpoints, attacks []string
 	var accuracies []float64
@@ -322,13 +395,6 @@ func pairRNG(seed uint64, label, attack string) *rand.Rand {
 	h.Write([]byte{0})
 	h.Write([]byte(attack))
 	return rand.New(rand.NewPCG(seed, h.Sum64()))
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
