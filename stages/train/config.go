@@ -488,8 +488,6 @@ func (c Config) normProblem() *stages.Problem {
 	case c.Norm == attack.L2 && c.tradesAttack():
 		return &stages.Problem{Param: "norm", Msg: fmt.Sprintf("norm l2 is not supported by method %s (its TRADES KL attack is L∞)", c.Method),
 			Hint: "use method pgd-at, or norm linf"}
-	case c.Norm == attack.L2 && c.Method != MethodStandard && c.Attack == AttackFGSM:
-		return &stages.Problem{Param: "norm", Msg: "norm l2 is not supported by attack fgsm", Hint: "use attack pgd, or norm linf"}
 	case c.Norm == attack.Linf && !(c.Eps <= 1):
 		return &stages.Problem{Param: "eps", Msg: fmt.Sprintf("eps %v must be in [0,1] for norm linf", c.Eps)}
 	}

@@ -405,7 +405,7 @@ func (t *trainingRun) craft(x []float32, labels []int32, n int, xAdv []float32) 
 	case cfg.tradesAttack():
 		return t.attacker.TRADES(t.eval, x, n, attack.TRADES{Eps: cfg.Eps, Step: cfg.Step, Steps: cfg.Steps}, t.attackRNG, xAdv)
 	case cfg.Attack == AttackFGSM:
-		return t.attacker.FGSM(t.eval, x, labels, n, attack.FGSM{Eps: cfg.Eps}, t.attackRNG, xAdv)
+		return t.attacker.FGSM(t.eval, x, labels, n, attack.FGSM{Eps: cfg.Eps, Norm: cfg.Norm}, t.attackRNG, xAdv)
 	default:
 		return t.attacker.PGD(t.eval, x, labels, n, cfg.trainPGD(), t.attackRNG, xAdv)
 	}

@@ -70,7 +70,6 @@ func TestNormProblems(t *testing.T) {
 		want   string
 	}{
 		{map[string]any{"norm": NormL2, "method": MethodTRADES}, "norm", "not supported by method trades"},
-		{map[string]any{"norm": NormL2, "attack": AttackFGSM}, "norm", "not supported by attack fgsm"},
 		{map[string]any{"eps": 1.5}, "eps", "eps 1.5 must be in [0,1] for norm linf"},
 	} {
 		ps := Stage{}.Check(withDefaults(t, Stage{}.Spec(), fastParams(tc.values)), nil)
@@ -81,6 +80,15 @@ func TestNormProblems(t *testing.T) {
 	ok := withDefaults(t, Stage{}.Spec(), fastParams(map[string]any{"norm": NormL2, "eps": 1.5}))
 	if ps := (Stage{}).Check(ok, nil); len(ps) != 0 {
 		t.Errorf("norm l2, eps 1.5: unexpected problems %+v", ps)
+	}
+	// FGSM with the L2 random start and step (the robust-overfitting
+	// reference's fgsm) trains.
+	fgsm := fastParams(map[string]any{"norm": NormL2, "attack": AttackFGSM, "eps": 0.9, "epochs": int64(2)})
+	if ps := (Stage{}).Check(withDefaults(t, Stage{}.Spec(), fgsm), nil); len(ps) != 0 {
+		t.Errorf("norm l2, attack fgsm: unexpected problems %+v", ps)
+	}
+	if run := runTrain(t, blobs(60, 3, 0, 1, 0), blobs(30, 3, 0, 2, 10000), nil, fgsm, 3); run.err != nil {
+		t.Errorf("fgsm-l2 training: %v", run.err)
 	}
 	if _, err := stages.DecodeParams(Stage{}.Spec(), map[string]any{"norm": "l1"}); err == nil {
 		t.Error("norm l1 was accepted for training")
