@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/csv"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -257,13 +258,19 @@ func TestCSVAndLaTeXShapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := csv.NewReader(bytes.NewReader(g.CSV(1))).ReadAll()
+	rows, err := csv.NewReader(bytes.NewReader(g.CSV())).ReadAll()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 3 || len(rows[0]) != 7 || rows[0][0] != "method" || rows[0][3] != "clean Diff" ||
-		rows[1][0] != "AT" || rows[1][3] != "-1.7" || rows[2][6] != "0.5" {
-		t.Errorf("CSV rows %q", rows)
+	wantRows := [][]string{
+		{"method", "clean_best_mean", "clean_best_std", "clean_best_n", "clean_final_mean", "clean_final_std", "clean_final_n",
+			"clean_diff_mean", "clean_diff_std", "clean_diff_n", "pgd20_best_mean", "pgd20_best_std", "pgd20_best_n",
+			"pgd20_final_mean", "pgd20_final_std", "pgd20_final_n", "pgd20_diff_mean", "pgd20_diff_std", "pgd20_diff_n"},
+		{"AT", "80.7", "", "1", "82.4", "", "1", "-1.7", "", "1", "50.7", "", "1", "41.4", "", "1", "9.3", "", "1"},
+		{"AT+SGLR", "82.9", "", "1", "83", "", "1", "-0.1", "", "1", "56.4", "", "1", "55.9", "", "1", "0.5", "", "1"},
+	}
+	if !reflect.DeepEqual(rows, wantRows) {
+		t.Errorf("CSV rows\n%q\nwant\n%q", rows, wantRows)
 	}
 
 	tex := string(g.LaTeX("Table B.4", 1))
@@ -295,6 +302,16 @@ AT+SGLR & $82.9$ & $83.0$ & $-0.1$ & $56.4$ & $55.9$ & $0.5$ \\
 	g, err = Layout{Metrics: []string{"accuracy"}, Aggregate: AggregateMeanStd, Digits: 1, Percent: true}.Build(records)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Seeds: mean and sample std over 2 values as plain numbers, no "±".
+	rows, err = csv.NewReader(bytes.NewReader(g.CSV())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRows = [][]string{{"method", "accuracy_mean", "accuracy_std", "accuracy_n"},
+		{"AT_50%", "51", "1.414213562", "2"}, {"SGLR_50%", "60", "0", "2"}}
+	if !reflect.DeepEqual(rows, wantRows) {
+		t.Errorf("CSV rows with seeds\n%q\nwant\n%q", rows, wantRows)
 	}
 	tex = string(g.LaTeX("", 1))
 	for _, frag := range []string{"method & accuracy \\\\\n\\midrule", `AT\_50\% & $51.0\pm1.4$ \\`, `\bottomrule`} {

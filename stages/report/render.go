@@ -52,17 +52,46 @@ func (g *Grid) Markdown(title string, digits int) []byte {
 	return b.Bytes()
 }
 
-// CSV renders g as CSV (RFC 4180): the Markdown header, then the rows with
-// the same formatted values; an empty cell is an empty field.
-func (g *Grid) CSV(digits int) []byte {
+// CSV renders g as CSV (RFC 4180) for programs rather than people: the key
+// columns, then for every value column three numeric ones, <label>_mean,
+// <label>_std and <label>_n, where label is the column's group and leaf in
+// lower-case words joined by "_" (clean_best, pgd_accuracy_diff; a second
+// label of the same name gets "_2"). Values are
+// plain numbers, scaled as the table shows them (percentages when Percent)
+// but not rounded to its digits (csvNumber); a std over fewer than two
+// values and an empty cell are empty fields.
+func (g *Grid) CSV() []byte {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
-	_ = w.Write(g.headerLabels()) // a bytes.Buffer does not fail
-	for _, r := range g.textRows(func(c Cell) string { return formatCell(c, digits, " ± ", "") }) {
-		_ = w.Write(r)
+	head := append([]string{}, g.KeyNames...)
+	used := map[string]int{}
+	for i, group := range g.Groups {
+		label := csvLabel(group + " " + g.Leaves[i])
+		if used[label]++; used[label] > 1 { // labels that differ only in case
+			label += "_" + strconv.Itoa(used[label])
+		}
+		head = append(head, label+"_mean", label+"_std", label+"_n")
+	}
+	_ = w.Write(head) // a bytes.Buffer does not fail
+	for _, r := range g.Rows {
+		row := append([]string{}, r.Keys...)
+		for _, c := range r.Cells {
+			if c.N == 0 {
+				row = append(row, "", "", "")
+				continue
+			}
+			row = append(row, csvNumber(c.Mean), csvStd(c.Std, c.N), strconv.Itoa(c.N))
+		}
+		_ = w.Write(row)
 	}
 	w.Flush()
 	return b.Bytes()
+}
+
+// csvLabel makes a column label a CSV column name: lower case, runs of
+// spaces become one "_".
+func csvLabel(s string) string {
+	return strings.Join(strings.Fields(strings.ToLower(s)), "_")
 }
 
 // LaTeX renders g as a booktabs tabular (\toprule, \midrule, \bottomrule).

@@ -1,7 +1,8 @@
 // Package report is the `report` stage: it gathers metric tables, training
 // curves and calibration bins across matrix instances and lays them out as
 // the paper does (rows, columns, Best / Final / Diff, mean ± std over seeds)
-// in Markdown, CSV and LaTeX, with plots as PNG and SVG.
+// in Markdown, CSV and LaTeX, with figures fit for a paper as 300 dpi PNG,
+// SVG and a CSV of what each draws.
 package report
 
 import (
@@ -38,10 +39,11 @@ func init() { stages.Builtin.Register(Stage{}) }
 func (Stage) Spec() stages.Spec {
 	return stages.Spec{
 		Name:    "report",
-		Version: "3",
+		Version: "4",
 		Doc: "Lays out gathered metric tables as the paper does — rows, columns, metrics, Best / Final / Diff, " +
 			"mean ± std over seeds — as Markdown (also printed), CSV and LaTeX (booktabs), and plots training curves, " +
-			"reliability diagrams, confidence histograms and accuracy against a column as PNG and SVG. Without `tables`, " +
+			"reliability diagrams, confidence histograms and accuracy against a column as PNG, SVG and the CSV of what is drawn " +
+			"(seeds as mean ± std bands, a colour per method). Without `tables`, " +
 			"the table holds the best and final validation accuracies of the `curves`.",
 		Inputs: []stages.Port{
 			{Name: PortTables, Kind: artifacts.KindTable, Optional: true, Multi: true,
@@ -54,7 +56,7 @@ func (Stage) Spec() stages.Spec {
 				Doc: "confidence histograms (calibrate.hist[])"},
 		},
 		Outputs: []stages.Port{{Name: PortReport, Kind: artifacts.KindFiles,
-			Doc: "table.md, table.csv, table.tex and <plot>.png/.svg files"}},
+			Doc: "table.md, table.csv, table.tex and <plot>.png/.svg/.csv files"}},
 		Params: []stages.Param{
 			{Name: "title", Type: stages.TypeString, Default: "", Doc: "title above the table"},
 			{Name: "rows", Type: stages.TypeList, Default: []any{},
@@ -146,53 +148,64 @@ func Build(ctx context.Context, in Inputs, opts Options) (*artifacts.Files, stri
 		md := grid.Markdown(opts.Title, opts.Layout.Digits)
 		markdown = string(md)
 		files.Add(FileMarkdown, md)
-		files.Add(FileCSV, grid.CSV(opts.Layout.Digits))
+		files.Add(FileCSV, grid.CSV())
 		files.Add(FileLaTeX, grid.LaTeX(opts.Title, opts.Layout.Digits))
 	}
 	plots, err := choosePlots(in, opts)
 	if err != nil {
 		return nil, "", err
 	}
-	var named []NamedPlot
-	for _, kind := range plots {
-		if err := ctx.Err(); err != nil {
-			return nil, "", err
-		}
-		var more []NamedPlot
-		switch kind {
-		case PlotCurves:
-			p, err := CurvesPlot(in.Curves, in.CurveTags, opts.Layout.Percent)
-			if err != nil {
-				return nil, "", fmt.Errorf("curves plot: %w", err)
-			}
-			more = []NamedPlot{{Name: "curves", Plot: p}}
-		case PlotReliability:
-			more, err = ReliabilityPlots(in.Bins, in.BinTags)
-		case PlotConfidence:
-			more, err = ConfidencePlots(in.Hist, in.HistTags)
-		case PlotAccuracyVs:
-			more, err = AccuracyVsPlots(records, opts.Layout.Metrics, opts.X, opts.Layout.Percent)
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		named = append(named, more...)
+	figures, err := drawFigures(ctx, in, opts, plots, records)
+	if err != nil {
+		return nil, "", err
 	}
-	for _, np := range named {
+	for _, f := range figures {
 		if err := ctx.Err(); err != nil {
 			return nil, "", err
 		}
-		pngData, svgData, err := Render(np.Plot)
+		pngData, svgData, csvData, err := f.Render()
 		if err != nil {
-			return nil, "", fmt.Errorf("plot %s: %w", np.Name, err)
+			return nil, "", fmt.Errorf("plot %s: %w", f.Name, err)
 		}
-		files.Add(np.Name+".png", pngData)
-		files.Add(np.Name+".svg", svgData)
+		files.Add(f.Name+".png", pngData)
+		files.Add(f.Name+".svg", svgData)
+		files.Add(f.Name+".csv", csvData)
 	}
 	if err := files.Validate(); err != nil {
 		return nil, "", err
 	}
 	return files, markdown, nil
+}
+
+// drawFigures builds the figures of the chosen plot kinds, in that order.
+func drawFigures(ctx context.Context, in Inputs, opts Options, plots []string, records []Record) ([]*Figure, error) {
+	var out []*Figure
+	for _, kind := range plots {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var more []*Figure
+		var err error
+		switch kind {
+		case PlotCurves:
+			var f *Figure
+			if f, err = CurvesFigure(in.Curves, in.CurveTags, opts.Layout.Percent); err != nil {
+				return nil, fmt.Errorf("curves plot: %w", err)
+			}
+			more = []*Figure{f}
+		case PlotReliability:
+			more, err = ReliabilityFigures(in.Bins, in.BinTags)
+		case PlotConfidence:
+			more, err = ConfidenceFigures(in.Hist, in.HistTags)
+		case PlotAccuracyVs:
+			more, err = AccuracyVsFigures(records, opts.Layout.Metrics, opts.X, opts.Layout.Percent)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, more...)
+	}
+	return out, nil
 }
 
 // readInputs reads whichever inputs are connected.

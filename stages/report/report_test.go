@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/xml"
 	"errors"
 	"image"
@@ -110,12 +111,11 @@ func TestBuildWritesTablesAndValidDeterministicPlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantNames := []string{"table.md", "table.csv", "table.tex",
-		"curves.png", "curves.svg",
-		"reliability-sglr-best-pgd20.png", "reliability-sglr-best-pgd20.svg",
-		"reliability-sglr-final-pgd20.png", "reliability-sglr-final-pgd20.svg",
-		"confidence-sglr-pgd20.png", "confidence-sglr-pgd20.svg",
-		"accuracy-vs-noise.png", "accuracy-vs-noise.svg"}
+	wantNames := []string{"table.md", "table.csv", "table.tex"}
+	for _, fig := range []string{"curves", "reliability-sglr-best-pgd20", "reliability-sglr-final-pgd20",
+		"confidence-pgd20", "accuracy-vs-noise"} {
+		wantNames = append(wantNames, fig+".png", fig+".svg", fig+".csv")
+	}
 	if !reflect.DeepEqual(files.Names, wantNames) {
 		t.Fatalf("files %q\nwant %q", files.Names, wantNames)
 	}
@@ -126,13 +126,22 @@ func TestBuildWritesTablesAndValidDeterministicPlots(t *testing.T) {
 		data := files.Data[i]
 		switch {
 		case strings.HasSuffix(name, ".png"):
+			// 6.4 in wide at 300 dpi; 4 in high, more with a legend below the panels.
 			cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
-			if err != nil || format != "png" || cfg.Width != 600 || cfg.Height != 400 {
-				t.Errorf("%s: %v %s %dx%d, want a 600x400 PNG", name, err, format, cfg.Width, cfg.Height)
+			if err != nil || format != "png" || cfg.Width != 1920 || cfg.Height < 1200 || cfg.Height > 1600 {
+				t.Errorf("%s: %v %s %dx%d, want a 1920 pixels wide PNG, 1200 to 1600 high", name, err, format, cfg.Width, cfg.Height)
+			}
+		case strings.HasSuffix(name, ".csv"):
+			rows, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+			if err != nil || len(rows) < 2 {
+				t.Errorf("%s: %v, %d rows", name, err, len(rows))
 			}
 		case strings.HasSuffix(name, ".svg"):
 			if err := checkSVG(data); err != nil {
 				t.Errorf("%s: %v", name, err)
+			}
+			if !bytes.Contains(data, []byte("font-family:'Liberation Sans',Arial,Helvetica,sans-serif;")) {
+				t.Errorf("%s names no fallback for Liberation Sans", name)
 			}
 		}
 	}
@@ -182,7 +191,7 @@ func TestBuildChoosesPlots(t *testing.T) {
 		wantErr string
 	}{
 		{name: "curves only: table of validation best/final", in: curvesOnly,
-			want: []string{"table.md", "table.csv", "table.tex", "curves.png", "curves.svg"}},
+			want: []string{"table.md", "table.csv", "table.tex", "curves.png", "curves.svg", "curves.csv"}},
 		{name: "no plots", in: curvesOnly, plots: []string{}, want: []string{"table.md", "table.csv", "table.tex"}},
 		{name: "missing input", in: curvesOnly, plots: []string{PlotReliability}, wantErr: "needs the bins input"},
 		{name: "accuracy-vs without x", in: full, plots: []string{PlotAccuracyVs}, wantErr: "x parameter"},
