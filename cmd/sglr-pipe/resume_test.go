@@ -51,6 +51,7 @@ stages:
       labels: sglr
       warmup: 5
       workers: 1
+      checkpoint_every: 1
 `
 
 // TestKilledTrainingResumesToTheSameDigests SIGKILLs a 20-epoch training at
@@ -106,7 +107,7 @@ func TestKilledTrainingResumesToTheSameDigests(t *testing.T) {
 	}
 
 	// How often checkpoints are saved is not part of the key.
-	every := strings.Replace(resumePipeline, "workers: 1\n", "workers: 1\n      checkpoint_every: 5\n", 1)
+	every := strings.Replace(resumePipeline, "checkpoint_every: 1", "checkpoint_every: 5", 1)
 	if err := os.WriteFile(file, []byte(every), 0o644); err != nil {
 		t.Fatal(err)
 	}

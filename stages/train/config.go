@@ -95,7 +95,9 @@ type Config struct {
 	Workers  int // 0 = runtime.NumCPU(), resolved when training starts
 
 	// CheckpointEvery saves a checkpoint after every this many epochs (and
-	// after the last); 0 saves none. Only with CheckpointDir.
+	// after the last); 0 after the first epoch that ends at least
+	// AutoCheckpointInterval after the last save (and after the last); −1
+	// saves none. Only with CheckpointDir.
 	CheckpointEvery int
 	// CheckpointDir is where checkpoints are saved and resumed from (the
 	// stage's Env.Checkpoints; set by Run, not a parameter); "" disables both.
@@ -195,9 +197,10 @@ func params() []stages.Param {
 		{Name: "seed", Type: stages.TypeInt, Default: int64(0), Min: stages.Float(0),
 			Doc: "replicate number, mixed into the instance's derived seed: `seed: ${{ matrix.seed }}` gives each " +
 				"replicate its own initialisation, shuffling and attack noise on the same data"},
-		{Name: "checkpoint_every", Type: stages.TypeInt, Default: int64(1), Min: stages.Float(0), Max: stages.Float(100000),
-			Doc: "save the full training state every this many epochs (and after the last) in the store, so that a rerun " +
-				"after an interruption, or with more epochs, resumes from it; 0 = never. Not part of the cache key"},
+		{Name: "checkpoint_every", Type: stages.TypeInt, Default: int64(0), Min: stages.Float(-1), Max: stages.Float(100000),
+			Doc: "save the full training state in the store every this many epochs, and after the last, so that a rerun " +
+				"after an interruption, or with more epochs, resumes from it; 0 = automatic (after the first epoch that " +
+				"ends a minute or more after the last save, and after the last epoch), -1 = never. Not part of the cache key"},
 		{Name: "workers", Type: stages.TypeInt, Default: int64(0), Min: stages.Float(0), Max: stages.Float(1024),
 			Doc: "data-parallel workers; 0 = every core. Results agree across worker counts only up to float " +
 				"rounding, so set it explicitly for bit-identical replays on other machines (it is part of the cache key)"},

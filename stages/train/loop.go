@@ -92,6 +92,7 @@ func Train(ctx context.Context, cfg Config, train, val *artifacts.Dataset, given
 			if err := t.saveCheckpoint(epoch, row); err != nil {
 				return nil, err
 			}
+			t.lastCheckpoint = time.Now()
 		}
 		if err := t.finishEpoch(ctx, epoch, row, progress); err != nil {
 			return nil, err
@@ -112,11 +113,25 @@ func (c Config) schedule() (optim.Schedule, error) {
 	return optim.ParseSchedule(c.Schedule, c.LR, c.Milestones, c.LRFactor, c.Epochs, c.PerIter)
 }
 
-// checkpointDue reports whether a checkpoint is saved after epoch (0-based):
-// every CheckpointEvery epochs and after the last, when there is a place.
+// AutoCheckpointInterval is the least time between two checkpoints with
+// checkpoint_every 0: a checkpoint costs a write and two fsyncs, which at
+// every epoch of a small model would cost more than the training.
+const AutoCheckpointInterval = time.Minute
+
+// checkpointDue reports whether a checkpoint is saved after epoch (0-based),
+// when there is a place: after the last epoch, and every CheckpointEvery
+// epochs or, for 0, once AutoCheckpointInterval has passed since the last.
 func (t *trainingRun) checkpointDue(epoch int) bool {
 	every := t.cfg.CheckpointEvery
-	return t.cfg.CheckpointDir != "" && every > 0 && ((epoch+1)%every == 0 || epoch == t.cfg.Epochs-1)
+	switch {
+	case t.cfg.CheckpointDir == "" || every < 0:
+		return false
+	case epoch == t.cfg.Epochs-1:
+		return true
+	case every == 0:
+		return time.Since(t.lastCheckpoint) >= AutoCheckpointInterval
+	}
+	return (epoch+1)%every == 0
 }
 
 // batchesPerEpoch is the number of batches of every epoch (the last one partial).
@@ -162,6 +177,8 @@ type trainingRun struct {
 	bestValRobust float64
 	curve         curveBuilder
 	resumedFrom   int // the checkpoint's epoch (1-based) when resumed, else 0
+	// lastCheckpoint is when the last checkpoint was saved, or the run began.
+	lastCheckpoint time.Time
 }
 
 // epochRow is one row of the curve.
@@ -178,7 +195,7 @@ func newTrainingRun(cfg Config, train, val *artifacts.Dataset, given *artifacts.
 		shufflePCG:    rand.NewPCG(seed, streamShuffle),
 		augmentPCG:    rand.NewPCG(seed, streamAugment),
 		attackPCG:     rand.NewPCG(seed, streamAttack),
-		bestValRobust: math.Inf(-1),
+		bestValRobust: math.Inf(-1), lastCheckpoint: time.Now(),
 	}
 	t.shuffleRNG, t.augmentRNG, t.attackRNG = rand.New(t.shufflePCG), rand.New(t.augmentPCG), rand.New(t.attackPCG)
 	var err error
