@@ -99,28 +99,54 @@ func (c Square) Run(m GradModel, x []float32, labels []int32, n int, rng *rand.R
 		return c.runLp(m, shape, clean, labels, robust, rng, xAdv)
 	}
 	run := &squareRun{eps: c.Eps, m: m, d: d, k: k, c: shape[0], h: shape[1], w: shape[2], rng: rng}
-	for restart := range max(c.Restarts, 1) {
+	return squareRestarts(run, c.Restarts, c.Queries, pInit, d, clean, labels, robust, xAdv)
+}
+
+// squareSearch is one Square search over the samples loaded into it: the
+// L∞ run (squareRun) or the L2/L1 one (squareLpRun).
+type squareSearch interface {
+	size(na int)
+	load(clean []float32, labels []int32, rows []int)
+	single(na, queries int, pInit float64) error
+	// found reports whether the search broke loaded sample j, and its point.
+	found(j int) (broken bool, point []float32)
+}
+
+// squareRestarts is Square's restart loop: each restart searches the
+// samples still robust (robust, indices into clean) and writes the points it
+// breaks into xAdv.
+func squareRestarts(run squareSearch, restarts, queries int, pInit float64, d int, clean []float32, labels []int32, robust []int, xAdv []float32) error {
+	for restart := range max(restarts, 1) {
 		if len(robust) == 0 {
 			return nil
 		}
 		na := len(robust)
 		run.size(na)
-		model.Gather(clean, d, robust, run.x0)
-		model.GatherLabels(labels, robust, run.y)
-		if err := run.single(na, c.Queries, pInit); err != nil {
+		run.load(clean, labels, robust)
+		if err := run.single(na, queries, pInit); err != nil {
 			return fmt.Errorf("square restart %d: %w", restart+1, err)
 		}
 		kept := robust[:0]
 		for j, i := range robust {
-			if run.margin[j] > 0 {
+			broken, point := run.found(j)
+			if !broken {
 				kept = append(kept, i)
 				continue
 			}
-			copy(xAdv[i*d:(i+1)*d], run.best[j*d:(j+1)*d])
+			copy(xAdv[i*d:(i+1)*d], point)
 		}
 		robust = kept
 	}
 	return nil
+}
+
+func (r *squareRun) load(clean []float32, labels []int32, rows []int) {
+	model.Gather(clean, r.d, rows, r.x0)
+	model.GatherLabels(labels, rows, r.y)
+}
+
+func (r *squareRun) found(j int) (bool, []float32) {
+	return r.margin[j] <= 0, r.best[j*r.d : (j+1)*r.d]
 }
 
 // squareRun holds one Square run's state.

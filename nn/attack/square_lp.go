@@ -36,29 +36,16 @@ import (
 func (c Square) runLp(m GradModel, shape [3]int, clean []float32, labels []int32, robust []int, rng *rand.Rand, xAdv []float32) error {
 	d, k := m.InputSize(), m.Classes()
 	run := &squareLpRun{norm: c.Norm, eps: c.Eps, m: m, d: d, k: k, c: shape[0], h: shape[1], w: shape[2], rng: rng}
-	pInit := cmpOr(c.PInit, 0.8)
-	for restart := range max(c.Restarts, 1) {
-		if len(robust) == 0 {
-			return nil
-		}
-		na := len(robust)
-		run.size(na)
-		model.Gather(clean, d, robust, run.x0)
-		model.GatherLabels(labels, robust, run.y)
-		if err := run.single(na, c.Queries, pInit); err != nil {
-			return fmt.Errorf("square restart %d: %w", restart+1, err)
-		}
-		kept := robust[:0]
-		for j, i := range robust {
-			if run.margin[j] > 0 {
-				kept = append(kept, i)
-				continue
-			}
-			copy(xAdv[i*d:(i+1)*d], run.best[j*d:(j+1)*d])
-		}
-		robust = kept
-	}
-	return nil
+	return squareRestarts(run, c.Restarts, c.Queries, cmpOr(c.PInit, 0.8), d, clean, labels, robust, xAdv)
+}
+
+func (r *squareLpRun) load(clean []float32, labels []int32, rows []int) {
+	model.Gather(clean, r.d, rows, r.x0)
+	model.GatherLabels(labels, rows, r.y)
+}
+
+func (r *squareLpRun) found(j int) (bool, []float32) {
+	return r.margin[j] <= 0, r.best[j*r.d : (j+1)*r.d]
 }
 
 // squareLpRun holds one L2/L1 Square run's state.

@@ -2,9 +2,7 @@ package train
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 
@@ -13,8 +11,8 @@ import (
 )
 
 // The MART and AWP methods in the train stage: their configuration checks
-// and defaults, that short runs learn, are deterministic and resume to the
-// uninterrupted bits.
+// and defaults, that short runs learn and are deterministic (their resume is
+// in TestResumeAfterInterruptionGivesTheUninterruptedBits).
 
 func TestMARTAndAWPConfig(t *testing.T) {
 	spec := Stage{}.Spec()
@@ -127,47 +125,6 @@ func TestMARTAndAWPAreDeterministic(t *testing.T) {
 				t.Errorf("%s: output %s differs between two runs with the same seed", method, port)
 			}
 		}
-	}
-}
-
-func TestMARTAndAWPResumeGivesTheUninterruptedBits(t *testing.T) {
-	trainSet, valSet := blobs(90, 3, 0.2, 1, 0), blobs(30, 3, 0, 2, 10000)
-	for _, tc := range []struct {
-		name   string
-		values map[string]any
-		shape  []int
-	}{
-		{"mart", map[string]any{"epochs": int64(4), "method": MethodMART, "workers": int64(2)}, nil},
-		// AWP starts after the first checkpoint, so resumed runs cross it.
-		{"trades-awp", map[string]any{"epochs": int64(4), "method": MethodTRADESAWP, "awp_warmup": int64(2), "workers": int64(1)}, nil},
-		{"awp batchnorm", map[string]any{"epochs": int64(3), "method": MethodAWP, "model": "preact-resnet18", "width": int64(2),
-			"batch": int64(12), "steps": int64(1), "val_steps": int64(1), "workers": int64(2)}, []int{3, 32, 32}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			tr, va := trainSet, valSet
-			if tc.shape != nil {
-				tr, va = images(24, 3, tc.shape, 1, 0), images(12, 3, tc.shape, 2, 1000)
-			}
-			cfg := checkpointConfig(t, tc.values)
-			want, err := trainWith(t, cfg, "", 0, tr, va)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for stop := 1; stop < cfg.Epochs; stop++ {
-				dir := t.TempDir()
-				if _, err := trainWith(t, cfg, dir, stop, tr, va); !errors.Is(err, context.Canceled) {
-					t.Fatalf("stopped after %d epochs: got %v, want context.Canceled", stop, err)
-				}
-				got, err := trainWith(t, cfg, dir, 0, tr, va)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got.ResumedFrom != stop {
-					t.Fatalf("resumed from epoch %d, want %d", got.ResumedFrom, stop)
-				}
-				sameResult(t, want, got)
-			}
-		})
 	}
 }
 

@@ -110,6 +110,11 @@ func TestResumeAfterInterruptionGivesTheUninterruptedBits(t *testing.T) {
 		{"trades", map[string]any{"epochs": int64(5), "method": MethodTRADES, "schedule": "cosine", "workers": int64(1)}, nil},
 		{"batchnorm", map[string]any{"epochs": int64(4), "model": model.KindPreActResNet18, "width": int64(2),
 			"batch": int64(12), "steps": int64(1), "val_steps": int64(1), "workers": int64(2)}, []int{3, 32, 32}},
+		{"mart", map[string]any{"epochs": int64(4), "method": MethodMART, "workers": int64(2)}, nil},
+		// AWP starts after the first checkpoint, so resumed runs cross it.
+		{"trades-awp", map[string]any{"epochs": int64(4), "method": MethodTRADESAWP, "awp_warmup": int64(2), "workers": int64(1)}, nil},
+		{"awp batchnorm", map[string]any{"epochs": int64(3), "method": MethodAWP, "model": model.KindPreActResNet18, "width": int64(2),
+			"batch": int64(12), "steps": int64(1), "val_steps": int64(1), "workers": int64(2)}, []int{3, 32, 32}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr, va := trainSet, valSet
