@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -244,14 +246,30 @@ func (d *barDisplay) Close() {
 
 // progressCount renders "3/10 epochs", "3 epochs" when the total is unknown.
 func progressCount(done, total int64, unit string) string {
-	s := fmt.Sprintf("%d", done)
+	s := compactCount(done)
 	if total > 0 {
-		s += fmt.Sprintf("/%d", total)
+		s += "/" + compactCount(total)
 	}
 	if unit != "" {
 		s += " " + unit
 	}
 	return s
+}
+
+// compactCount writes counts below 10 000 in full and larger ones with a
+// k, M or G suffix and three significant digits (eval counts model passes in
+// the millions): 950, 12.3k, 1.69M.
+func compactCount(n int64) string {
+	v := float64(n)
+	for _, u := range []struct {
+		scale  float64
+		suffix string
+	}{{1e9, "G"}, {1e6, "M"}, {1e3, "k"}} {
+		if n >= 10000 && v >= u.scale {
+			return strconv.FormatFloat(v/u.scale, 'f', max(0, 2-int(math.Log10(v/u.scale))), 64) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // formatSeconds renders a duration in seconds compactly: 0.42s, 12.3s, 4m05s.
