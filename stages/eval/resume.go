@@ -64,6 +64,9 @@ func (e *evaluation) saveCells(model, attack string, cells []cell) error {
 		b.Cells = append(b.Cells, sc)
 	}
 	h := cellHeader{Model: model, Attack: attack, Samples: e.n, K: e.k}
+	if err := os.MkdirAll(e.cfg.CheckpointDir, 0o755); err != nil { // a finished evaluation of the instance removed it
+		return fmt.Errorf("checkpoint directory: %w", err)
+	}
 	return checkpoint.Write(cellFile(e.cfg.CheckpointDir, model, attack), cellMagic, h, b)
 }
 
@@ -116,7 +119,9 @@ func (e *evaluation) fits(h cellHeader, b cellBody, model, attack string, want i
 	return nil
 }
 
-// removeCells deletes the pair checkpoints once the evaluation is complete.
+// removeCells deletes the pair checkpoints once the evaluation is complete,
+// and their directory when nothing else is in it, so that finished
+// evaluations leave nothing in the store's checkpoints/.
 func (e *evaluation) removeCells() {
 	if e.cfg.CheckpointDir == "" {
 		return
@@ -125,6 +130,7 @@ func (e *evaluation) removeCells() {
 	for _, p := range paths {
 		os.Remove(p)
 	}
+	os.Remove(e.cfg.CheckpointDir) // fails, harmlessly, unless empty
 }
 
 // ResumeFrom implements pipeline.ResumableStage: how many finished (model,
