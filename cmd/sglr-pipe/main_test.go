@@ -5,14 +5,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -530,38 +528,11 @@ stages:
 
 func TestKilledRunRecovers(t *testing.T) {
 	dir, file := writePipeline(t, bigPipeline)
-	cmd := exec.Command(binary, "run", "--json", "--jobs", "1", file)
-	cmd.Dir = dir
-	cmd.Env = testEnv()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	// Kill -9 as soon as the first instance has finished (or after 5 s).
-	finished := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var e pipeline.Event
-			if json.Unmarshal(sc.Bytes(), &e) == nil && e.Kind == pipeline.EventDone {
-				finished <- e.Instance
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout) // keep the pipe flowing until the kill
-	}()
-	var first string
-	select {
-	case first = <-finished:
-	case <-time.After(5 * time.Second):
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
+	e, _ := killRunWhen(t, dir, []string{"--jobs", "1", file}, 5*time.Second, func(e pipeline.Event) bool {
+		return e.Kind == pipeline.EventDone
+	})
+	first := e.Instance
 	if first == "" {
 		t.Log("no instance finished within 5 s before the kill")
 	}

@@ -121,7 +121,25 @@ func TestKilledTrainingResumesToTheSameDigests(t *testing.T) {
 // fails t if the run ends first.
 func killTrainingAt(t *testing.T, dir, file string, epoch int) int64 {
 	t.Helper()
-	cmd := exec.Command(binary, "run", "--json", file)
+	e, ok := killRunWhen(t, dir, []string{file}, 2*time.Minute, func(e pipeline.Event) bool {
+		return e.Instance == "fit" && e.Kind == pipeline.EventProgress && e.Done >= int64(epoch) && e.Done < e.Total
+	})
+	if !ok {
+		t.Fatalf("training did not reach epoch %d before it ended", epoch)
+	}
+	ckpts, _ := filepath.Glob(filepath.Join(dir, ".sglr", "checkpoints", "*", "*.ckpt"))
+	if len(ckpts) == 0 {
+		t.Fatal("no checkpoint after the kill")
+	}
+	return e.Done
+}
+
+// killRunWhen starts `run --json ARGS...` in dir and SIGKILLs it at the
+// first event that until accepts, or after timeout. It returns that event,
+// and false when none came (the run ended or timed out first).
+func killRunWhen(t *testing.T, dir string, args []string, timeout time.Duration, until func(pipeline.Event) bool) (pipeline.Event, bool) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"run", "--json"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = testEnv()
 	stdout, err := cmd.StdoutPipe()
@@ -131,35 +149,28 @@ func killTrainingAt(t *testing.T, dir, file string, epoch int) int64 {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	seen := make(chan int64, 1)
+	seen := make(chan pipeline.Event, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			var e pipeline.Event
-			if json.Unmarshal(sc.Bytes(), &e) == nil && e.Instance == "fit" && e.Kind == pipeline.EventProgress &&
-				e.Done >= int64(epoch) && e.Done < e.Total {
-				seen <- e.Done
+			if json.Unmarshal(sc.Bytes(), &e) == nil && until(e) {
+				seen <- e
 				break
 			}
 		}
-		_, _ = io.Copy(io.Discard, stdout)
+		_, _ = io.Copy(io.Discard, stdout) // keep the pipe flowing until the kill
 		close(seen)
 	}()
-	var done int64
+	var e pipeline.Event
+	ok := false
 	select {
-	case done = <-seen:
-	case <-time.After(2 * time.Minute):
+	case e, ok = <-seen:
+	case <-time.After(timeout):
 	}
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
-	if done == 0 {
-		t.Fatalf("training did not reach epoch %d before it ended", epoch)
-	}
-	ckpts, _ := filepath.Glob(filepath.Join(dir, ".sglr", "checkpoints", "*", "*.ckpt"))
-	if len(ckpts) == 0 {
-		t.Fatal("no checkpoint after the kill")
-	}
-	return done
+	return e, ok
 }
 
 // compareOutputs lists the outputs whose digests differ, or "".

@@ -161,40 +161,13 @@ func (n *Net) TrainStepMART(x, xAdv, target, logits []float32, beta float64) (fl
 
 // netTrainStepMART runs a PurposeTrainMART net on caller slices of type T.
 func netTrainStepMART[T vec.Float](n *Net, x, xAdv, target, logits []T, beta float64) (float64, error) {
-	if n.purpose != PurposeTrainMART {
-		return 0, fmt.Errorf("this step needs a %s net, this one is %s", PurposeTrainMART, n.purpose)
-	}
-	if math.IsNaN(beta) || math.IsInf(beta, 0) || beta < 0 {
+	if n.purpose == PurposeTrainMART && (math.IsNaN(beta) || math.IsInf(beta, 0) || beta < 0) {
 		return 0, fmt.Errorf("%s net: beta %v must be finite and >= 0", n.purpose, beta)
 	}
-	inSize := n.batch * n.arch.InputSize()
-	if err := n.checkLen("x", len(x), inSize); err != nil {
-		return 0, err
+	if xAdv == nil {
+		return 0, fmt.Errorf("%s net: x_adv is missing", PurposeTrainMART)
 	}
-	if err := n.checkLen("x_adv", len(xAdv), inSize); err != nil {
-		return 0, err
-	}
-	if err := n.checkLen("target", len(target), n.batch*n.arch.Classes); err != nil {
-		return 0, err
-	}
-	if logits != nil {
-		if err := n.checkLen("logits", len(logits), n.batch*n.arch.Classes); err != nil {
-			return 0, err
-		}
-	}
-	copyIntoDense(n.xT, x)
-	copyIntoDense(n.xAdvT, xAdv)
-	copyIntoDense(n.targetT, target)
-	if err := n.setBeta(beta); err != nil {
-		return 0, err
-	}
-	if err := n.run(); err != nil {
-		return 0, err
-	}
-	if logits != nil {
-		copyFromValue(logits, n.logitsValue())
-	}
-	return n.lossValue(), nil
+	return runTrainStep(n, PurposeTrainMART, x, xAdv, target, logits, beta)
 }
 
 // martLossOp is Σ_i ℓ_i (see martRow) of clean logits z, adversarial

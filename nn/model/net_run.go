@@ -111,6 +111,13 @@ func netTrainStep[T vec.Float](n *Net, x, xAdv, target, logits []T, beta float64
 	if xAdv != nil {
 		want = PurposeTrainTRADES
 	}
+	return runTrainStep(n, want, x, xAdv, target, logits, beta)
+}
+
+// runTrainStep checks that n is a want net and the slices fit it, binds
+// them (xAdv and beta when not nil: the TRADES and MART nets), runs the
+// step and returns its loss, writing f(x) into logits when not nil.
+func runTrainStep[T vec.Float](n *Net, want Purpose, x, xAdv, target, logits []T, beta float64) (float64, error) {
 	if n.purpose != want {
 		return 0, fmt.Errorf("this step needs a %s net, this one is %s", want, n.purpose)
 	}

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -155,7 +156,9 @@ func readCheckpoint(path string) (checkpointHeader, checkpointBody, error) {
 
 // bestCheckpoint returns the path and header of the checkpoint in dir that
 // is furthest along among those that fit cfg (see fits), or "" when none
-// does. Files it cannot read are skipped; plan and the run both use it.
+// does. Files it cannot read are skipped. batches 0 judges each checkpoint
+// with its own batch count: plan has not read the training set, so it
+// cannot know the count (the run checks it again).
 func bestCheckpoint(dir string, cfg Config, sched optim.Schedule, batches int) (string, checkpointHeader) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -170,7 +173,10 @@ func bestCheckpoint(dir string, cfg Config, sched optim.Schedule, batches int) (
 		}
 		path := filepath.Join(dir, name)
 		h, err := readCheckpointHeader(path)
-		if err != nil || h.fits(cfg, sched, batches) != "" {
+		if err != nil {
+			continue
+		}
+		if b := cmp.Or(batches, h.Batches); h.fits(cfg, sched, b) != "" {
 			continue
 		}
 		if best == "" || h.Epoch > bestH.Epoch {

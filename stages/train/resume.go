@@ -3,7 +3,6 @@ package train
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/sglr-pipe/sglr-pipe/stages"
 )
@@ -83,34 +82,21 @@ func (t *trainingRun) restore(b checkpointBody) error {
 
 // ResumeFrom implements pipeline.ResumableStage: "resume from epoch N" when
 // dir holds a checkpoint that an instance with params would continue from.
-// The batches per epoch depend on the training set, which plan has not read,
-// so each checkpoint is judged with its own count (the run checks it again).
 func (Stage) ResumeFrom(ps stages.Params, dir string) string {
 	cfg, err := ConfigFromParams(ps)
 	if err != nil {
 		return ""
 	}
 	cfg.resolveWorkers()
-	best := 0
-	entries, err := os.ReadDir(dir)
+	sched, err := cfg.schedule()
 	if err != nil {
 		return ""
 	}
-	for _, e := range entries {
-		h, err := readCheckpointHeader(filepath.Join(dir, e.Name()))
-		if err != nil {
-			continue
-		}
-		sched, err := cfg.schedule()
-		if err != nil || h.fits(cfg, sched, h.Batches) != "" {
-			continue
-		}
-		best = max(best, h.Epoch)
-	}
-	if best == 0 {
+	path, h := bestCheckpoint(dir, cfg, sched, 0)
+	if path == "" {
 		return ""
 	}
-	return fmt.Sprintf("resume from epoch %d", best)
+	return fmt.Sprintf("resume from epoch %d", h.Epoch)
 }
 
 // ResumeNeutral implements pipeline.ResumableStage: a run of more (or fewer)
@@ -120,15 +106,3 @@ func (Stage) ResumeNeutral() []string { return []string{"epochs"} }
 // KeyIgnored implements pipeline.KeyIgnoredStage: how often checkpoints are
 // saved never changes the outputs.
 func (Stage) KeyIgnored() []string { return []string{"checkpoint_every"} }
-
-// CoresFor implements pipeline.CoresStage: an instance reserves as many
-// cores as it has workers, so that a sweep with `workers: 1` runs one
-// training per core.
-func (Stage) CoresFor(ps stages.Params) int {
-	cfg, err := ConfigFromParams(ps)
-	if err != nil {
-		return 1
-	}
-	cfg.resolveWorkers()
-	return cfg.Workers
-}

@@ -66,6 +66,18 @@ func (Stage) Spec() stages.Spec {
 // norm linf are how train always ran, so they are left out of the cache key.
 func (Stage) KeyNeutral() stages.Params { return keyNeutral() }
 
+// CoresFor implements pipeline.CoresStage: an instance reserves as many
+// cores as it has workers, so that a sweep with `workers: 1` runs one
+// training per core.
+func (Stage) CoresFor(ps stages.Params) int {
+	cfg, err := ConfigFromParams(ps)
+	if err != nil {
+		return 1
+	}
+	cfg.resolveWorkers()
+	return cfg.Workers
+}
+
 // Run trains and writes the four outputs. A device it cannot compute on
 // fails it before any input is read (see device.Require).
 func (Stage) Run(ctx context.Context, env *stages.Env) error {
